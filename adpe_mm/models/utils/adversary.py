@@ -1,0 +1,72 @@
+"""Adversary parameters: the perturbations of AdPE and the ball each one lives in.
+
+An adversary is an ordinary ``nn.Parameter`` owned by the model, registered under a name that starts with
+``adv_`` (so ``paramwise_cfg.custom_keys={'adv_': ...}`` puts it in its own optimizer group), initialised to
+zero and shared by the whole batch. It carries its constraint as the attribute ``adv_ball`` (an
+:class:`AdversaryBall`), which is how the adversarial optimizer wrappers find and project it after every
+step without being told eps twice.
+"""
+import math
+from typing import NamedTuple, Sequence, Union
+
+import torch
+from torch import nn
+
+ADV_PREFIX = 'adv_'
+NORMS = ('l2', 'linf')
+
+
+class AdversaryBall(NamedTuple):
+    """The l2 or l_inf ball of radius ``eps`` that an adversary is projected onto.
+
+    ``eps`` is in embedding units for embedding-mode adversaries and in patches for coordinate mode.
+    """
+    norm: str
+    eps: float
+
+
+def check_ball(norm: str, eps: float) -> AdversaryBall:
+    """Validate a (norm, eps) pair from a config; raise ``ValueError`` naming the bad value."""
+    if norm not in NORMS:
+        raise ValueError(f'adversary norm must be one of {NORMS}, got {norm!r}')
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps <= 0:
+        raise ValueError(f'adversary eps must be a finite number > 0, got {eps!r}')
+    return AdversaryBall(norm, float(eps))
+
+
+def adversary_parameter(shape: Union[int, Sequence[int]], norm: str, eps: float) -> nn.Parameter:
+    """A zero-initialised adversary of ``shape`` constrained to the ``norm`` ball of radius ``eps``."""
+    param = nn.Parameter(torch.zeros(shape))
+    param.adv_ball = check_ball(norm, eps)
+    return param
+
+
+def is_adversary(param: torch.Tensor) -> bool:
+    """True for parameters made by :func:`adversary_parameter`."""
+    return isinstance(getattr(param, 'adv_ball', None), AdversaryBall)
+
+
+@torch.no_grad()
+def project_l2_(tensor: torch.Tensor, eps: float) -> torch.Tensor:
+    """Scale ``tensor`` in place so that its l2 norm (over all elements) is at most ``eps``.
+
+    ``min(1, eps / max(||p||, tiny))`` keeps an all-zero tensor at zero (no 0/0).
+    """
+    norm = tensor.detach().float().norm()
+    scale = torch.clamp(eps / torch.clamp(norm, min=torch.finfo(torch.float32).tiny), max=1.0)
+    tensor.mul_(scale.to(tensor.dtype))
+    return tensor
+
+
+@torch.no_grad()
+def project_linf_(tensor: torch.Tensor, eps: float) -> torch.Tensor:
+    """Clamp ``tensor`` element-wise to [-eps, eps] in place."""
+    return tensor.clamp_(-eps, eps)
+
+
+def project_(param: torch.Tensor) -> torch.Tensor:
+    """Project an adversary in place onto its own ball (see :class:`AdversaryBall`)."""
+    ball = param.adv_ball
+    if ball.norm == 'l2':
+        return project_l2_(param.data, ball.eps)
+    return project_linf_(param.data, ball.eps)
