@@ -7,7 +7,7 @@ zero and shared by the whole batch. It carries its constraint as the attribute `
 step without being told eps twice.
 """
 import math
-from typing import NamedTuple, Sequence, Union
+from typing import NamedTuple, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -70,3 +70,25 @@ def project_(param: torch.Tensor) -> torch.Tensor:
     if ball.norm == 'l2':
         return project_l2_(param.data, ball.eps)
     return project_linf_(param.data, ball.eps)
+
+
+PE_TYPES = ('ape', 'rpe')
+MODES = ('embed', 'coord')
+
+
+def parse_adversary(cfg: Optional[dict]) -> Optional[dict]:
+    """Validate an AdPE adversary config ``dict(pe='ape'|'rpe', mode='embed'|'coord', norm='l2'|'linf',
+    eps=float)``; return a normalised copy, or None for no adversary. Errors name the bad value."""
+    if cfg is None:
+        return None
+    if not isinstance(cfg, dict):
+        raise TypeError(f'adversary must be a dict or None, got {cfg!r}')
+    unknown = set(cfg) - {'pe', 'mode', 'norm', 'eps'}
+    if unknown:
+        raise ValueError(f'unknown adversary keys {sorted(unknown)} (expected pe, mode, norm, eps)')
+    if cfg.get('pe') not in PE_TYPES:
+        raise ValueError(f'adversary pe must be one of {PE_TYPES}, got {cfg.get("pe")!r}')
+    if cfg.get('mode') not in MODES:
+        raise ValueError(f'adversary mode must be one of {MODES}, got {cfg.get("mode")!r}')
+    ball = check_ball(cfg.get('norm'), cfg.get('eps'))
+    return dict(pe=cfg['pe'], mode=cfg['mode'], norm=ball.norm, eps=ball.eps)

@@ -1,0 +1,3 @@
+from .multi_crop import MultiCrop
+
+__all__ = ['MultiCrop']

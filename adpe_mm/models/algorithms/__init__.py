@@ -1,0 +1,3 @@
+from .mae_plus import MAEPlus
+
+__all__ = ['MAEPlus']

@@ -1,0 +1,3 @@
+from .mae_plus_decoder import MAEPlusDecoder
+
+__all__ = ['MAEPlusDecoder']

@@ -1,0 +1,7 @@
+from .irpe import IRPE, bucket_index, piecewise_index, relaxed_corners, relaxed_index, relaxed_lookup_matrix
+from .sincos import grid_coords, sincos_2d, sincos_2d_table
+
+__all__ = [
+    'IRPE', 'bucket_index', 'piecewise_index', 'relaxed_index', 'relaxed_corners', 'relaxed_lookup_matrix',
+    'sincos_2d', 'sincos_2d_table', 'grid_coords'
+]
