@@ -1,0 +1,3 @@
+from .adversary_hook import AdversaryHook
+
+__all__ = ['AdversaryHook']
