@@ -1,3 +1,4 @@
 from .adversary_hook import AdversaryHook
+from .reconstruction_hook import ReconstructionHook
 
-__all__ = ['AdversaryHook']
+__all__ = ['AdversaryHook', 'ReconstructionHook']

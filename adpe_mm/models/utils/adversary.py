@@ -52,8 +52,9 @@ def project_l2_(tensor: torch.Tensor, eps: float) -> torch.Tensor:
 
     ``min(1, eps / max(||p||, tiny))`` keeps an all-zero tensor at zero (no 0/0).
     """
-    norm = tensor.detach().float().norm()
-    scale = torch.clamp(eps / torch.clamp(norm, min=torch.finfo(torch.float32).tiny), max=1.0)
+    # float64 keeps the norm finite for any finite float32 tensor (float32 overflows past ~1.8e19).
+    norm = torch.linalg.vector_norm(tensor.detach(), dtype=torch.float64)
+    scale = torch.clamp(eps / torch.clamp(norm, min=torch.finfo(torch.float64).tiny), max=1.0)
     tensor.mul_(scale.to(tensor.dtype))
     return tensor
 
