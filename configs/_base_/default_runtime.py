@@ -1,0 +1,35 @@
+# Runtime defaults shared by the adpe_mm configs (mmpretrain style). Detection and segmentation configs
+# inherit it too and override `default_scope`, `default_hooks.visualization` and `visualizer` with their
+# library's own types.
+default_scope = 'mmpretrain'
+
+# Registers adpe_mm's components (and its torch.load allow-list for mmengine checkpoints) in every process
+# that builds from this config, including the ones started by tools/dist_train.sh.
+custom_imports = dict(imports=['adpe_mm'], allow_failed_imports=False)
+
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=100),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', interval=1),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='VisualizationHook', enable=False),
+)
+
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    # tools/train.py switches this to 'gloo' when a distributed launcher is used without CUDA.
+    dist_cfg=dict(backend='nccl'),
+)
+
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='UniversalVisualizer', vis_backends=vis_backends)
+
+log_processor = dict(window_size=10)
+log_level = 'INFO'
+
+load_from = None
+resume = False
+
+randomness = dict(seed=None, deterministic=False)
