@@ -3,7 +3,6 @@ _base_ = [
     'mmpretrain::_base_/models/mae_vit-base-p16.py',
     '../_base_/datasets/imagenet_mae.py',
     '../_base_/schedules/mim_adamw-4096_coslr-1600e.py',
-    '../_base_/default_runtime.py',
 ]
 model = dict(data_preprocessor=dict(
     type='SelfSupDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True))

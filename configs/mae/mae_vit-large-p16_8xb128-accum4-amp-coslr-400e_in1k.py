@@ -3,7 +3,6 @@ _base_ = [
     'mmpretrain::_base_/models/mae_vit-base-p16.py',
     '../_base_/datasets/imagenet_mae.py',
     '../_base_/schedules/mim_adamw-4096_coslr-400e.py',
-    '../_base_/default_runtime.py',
 ]
 model = dict(
     data_preprocessor=dict(

@@ -2,7 +2,6 @@ _base_ = [
     '../_base_/models/mae_plus_vit-base-p16.py',
     '../_base_/datasets/imagenet_mae_plus.py',
     '../_base_/schedules/mim_adamw-4096_coslr-400e.py',
-    '../_base_/default_runtime.py',
 ]
 # k = 1 crops of 112 px per image (Fig. 1).
 train_dataloader = dict(dataset=dict(pipeline=[
