@@ -2,6 +2,7 @@
 from typing import Dict, List, Optional, Union
 
 import torch
+from mmengine.dist import get_rank
 from mmpretrain.models.selfsup import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
@@ -14,6 +15,10 @@ class MAEPlus(BaseSelfSupervisor):
     The k crops of a batch of B images come from the data pipeline as a list of k tensors [B, 3, h, w]
     (``MultiCrop`` + ``SelfSupDataPreprocessor``) and are stacked crop-major into one batch of k*B
     independent samples. The loss is the head's (normalised-pixel MSE over masked patches of all crops).
+
+    Training masks come from a counter-based stream: the masks of the t-th training forward are drawn from a
+    generator seeded with (process seed, rank, t), and t is the persistent buffer ``mask_step``. A resumed
+    run therefore draws exactly the masks the uninterrupted run would have drawn.
 
     Args:
         backbone (dict): the encoder, ``MAEPlusViT``.
@@ -43,6 +48,14 @@ class MAEPlus(BaseSelfSupervisor):
         super().__init__(backbone=backbone, neck=neck, head=head, pretrained=pretrained,
                          data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.log_adv_gap = log_adv_gap and adversary is not None
+        self.register_buffer('mask_step', torch.zeros((), dtype=torch.long))
+
+    def draw_mask(self, batch_size: int, device: torch.device) -> torch.Tensor:
+        """Masks [B, N] of the next training forward from the resumable counter-based stream."""
+        seed = (torch.initial_seed() * 1_000_003 + get_rank() * 7_919 + int(self.mask_step)) % (2**63)
+        generator = torch.Generator().manual_seed(seed)
+        self.mask_step += 1
+        return self.backbone.random_masking(batch_size, device, generator)
 
     def extract_feat(self, inputs: torch.Tensor):
         """Unmasked encoder features of images [B, 3, H, W] (see ``MAEPlusViT.forward``)."""
@@ -67,7 +80,7 @@ class MAEPlus(BaseSelfSupervisor):
              **kwargs) -> Dict[str, torch.Tensor]:
         """The reconstruction loss of all crops (the adversaries ascend it, everything else descends)."""
         crops = self.stack_crops(inputs)  # [k*B, 3, h, w]
-        pred, mask = self.reconstruct(crops)
+        pred, mask = self.reconstruct(crops, patch_mask=self.draw_mask(crops.shape[0], crops.device))
         losses = dict(loss=self.head.loss(pred, crops, mask))
         if self.log_adv_gap:
             with torch.no_grad():

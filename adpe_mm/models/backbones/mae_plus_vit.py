@@ -98,9 +98,16 @@ class MAEPlusViT(IRPEViT):
         nn.init.normal_(self.cls_token, std=.02)
         nn.init.normal_(self.mask_token, std=.02)
 
-    def random_masking(self, batch_size: int, device: torch.device) -> torch.Tensor:
-        """Uniformly random mask of every crop, [B, N] bool (True = masked), ``num_visible`` False per row."""
-        noise = torch.rand(batch_size, self.num_patches, device=device)
+    def random_masking(self, batch_size: int, device: torch.device,
+                       generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Uniformly random mask of every crop, [B, N] bool (True = masked), ``num_visible`` False per row.
+
+        With a ``generator`` the noise is drawn from it on the CPU and moved to ``device``.
+        """
+        if generator is not None:
+            noise = torch.rand(batch_size, self.num_patches, generator=generator).to(device)
+        else:
+            noise = torch.rand(batch_size, self.num_patches, device=device)
         ids_shuffle = noise.argsort(dim=1)  # the first num_visible stay visible
         mask = torch.ones(batch_size, self.num_patches, dtype=torch.bool, device=device)
         mask.scatter_(1, ids_shuffle[:, :self.num_visible], False)
@@ -143,7 +150,7 @@ class MAEPlusViT(IRPEViT):
         tokens, hw = self.patch_embed(x)  # [B, N, D]
         if tuple(hw) != tuple(self.patch_resolution):
             raise ValueError(f'crops of {tuple(x.shape[-2:])} px give a {tuple(hw)} grid but the encoder was '
-                             f'built for img_size={self.img_size} ({tuple(self.patch_resolution)} patches)')
+                             f'built for img_size={self.img_size[0]} ({tuple(self.patch_resolution)} patches)')
         if patch_mask is None:
             patch_mask = self.random_masking(B, x.device)  # [B, N]
         patch_mask = patch_mask.bool()
