@@ -34,9 +34,19 @@ def check_ball(norm: str, eps: float) -> AdversaryBall:
     return AdversaryBall(norm, float(eps))
 
 
+class AdversaryParameter(nn.Parameter):
+    """An ``nn.Parameter`` that keeps its ``adv_ball`` through ``copy.deepcopy`` (of a model, by EMA hooks or
+    tests): ``nn.Parameter.__deepcopy__`` drops Python attributes."""
+
+    def __deepcopy__(self, memo):
+        result = super().__deepcopy__(memo)
+        result.adv_ball = self.adv_ball
+        return result
+
+
 def adversary_parameter(shape: Union[int, Sequence[int]], norm: str, eps: float) -> nn.Parameter:
     """A zero-initialised adversary of ``shape`` constrained to the ``norm`` ball of radius ``eps``."""
-    param = nn.Parameter(torch.zeros(shape))
+    param = AdversaryParameter(torch.zeros(shape))
     param.adv_ball = check_ball(norm, eps)
     return param
 
