@@ -15,7 +15,7 @@ class MAEPlusFGSM(MAEPlus):
 
     Every iteration:
 
-    1. draw the masks of the k*B crops;
+    1. draw the masks of the k*B crops (``draw_mask``, the same resumable stream as MAE+);
     2. one extra forward/backward of the MAE+ loss with these masks gives the gradient with respect to the
        crops only (``torch.autograd.grad``: no weight ``.grad`` is touched, no optimizer sees this pass);
     3. the perturbed crops ``crops + eps * sign(g)`` are encoded with the SAME masks and the loss is the
@@ -62,7 +62,7 @@ class MAEPlusFGSM(MAEPlus):
              **kwargs) -> Dict[str, torch.Tensor]:
         """The reconstruction loss of the FGSM-perturbed crops (targets: the clean crops)."""
         crops = self.stack_crops(inputs)  # [k*B, 3, h, w]
-        mask = self.backbone.random_masking(crops.shape[0], crops.device)  # [k*B, N] bool
+        mask = self.draw_mask(crops.shape[0], crops.device)  # [k*B, N] bool, the resumable mask stream
         delta, clean = self.fgsm_perturbation(crops, mask)
         pred, mask = self.reconstruct(crops + delta, patch_mask=mask)
         loss = self.head.loss(pred, crops, mask)
