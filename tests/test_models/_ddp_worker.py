@@ -24,7 +24,8 @@ def run(rank: int, world: int, port: int, out_dir: str, mode: str) -> None:
         dist.init_process_group('gloo', rank=rank, world_size=world)
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         torch.manual_seed(0)  # the same initial model everywhere
-        model = tiny_mae_plus(ADVERSARIES[mode])
+        mode, _, sequential = mode.partition('+')  # 'ape-coord+seq': sequential mode, 2 inner steps
+        model = tiny_mae_plus(ADVERSARIES[mode], adversary_steps=2 if sequential else 0)
         randomise_tables(model)
         g = torch.Generator().manual_seed(1)
         images = torch.rand(STEPS, GLOBAL_BATCH, 3, 112, 112, generator=g) * 255
@@ -33,7 +34,11 @@ def run(rank: int, world: int, port: int, out_dir: str, mode: str) -> None:
         local = slice(rank * GLOBAL_BATCH // world, (rank + 1) * GLOBAL_BATCH // world)
         step = {'i': 0}
         model.draw_mask = lambda b, device: masks[step['i'], local]  # this rank's share of the global masks
-        wrapper = build_optim_wrapper(model, OPTIM)
+        optim = OPTIM
+        if sequential:  # the inner loop alone moves the adversaries
+            optim = dict(OPTIM, paramwise_cfg=dict(custom_keys={'adv_': dict(decay_mult=0., maximize=True,
+                                                                              lr_mult=0.)}))
+        wrapper = build_optim_wrapper(model, optim)
         runner_model = MMDistributedDataParallel(model, device_ids=None) if world > 1 else model
         for i in range(STEPS):
             step['i'] = i

@@ -2,10 +2,13 @@
 from typing import Dict, List, Optional, Union
 
 import torch
-from mmengine.dist import get_rank
+import torch.distributed as torch_dist
+from mmengine.dist import get_rank, get_world_size
 from mmpretrain.models.selfsup import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
+
+from ..utils.adversary import is_adversary, project_
 
 
 @MODELS.register_module()
@@ -30,6 +33,14 @@ class MAEPlus(BaseSelfSupervisor):
         log_adv_gap (bool): with an adversary, also compute the clean loss of the same crops and masks
             (no gradient, one extra forward) and log ``adv_gap`` = adversarial - clean loss. Defaults to
             False.
+        adversary_steps (int): 0 (default) is the paper's parallel mode: the optimizer ascends the adversaries
+            in the weights' step. K > 0 is the sequential mode of the paper's footnote 1: before the forward
+            that trains the weights, K PGD ascent steps on the adversaries with the weights frozen (inside
+            the loss computation, so it works under DDP, where the model's ``train_step`` is bypassed; the
+            adversary gradients are all-reduced explicitly). Pair it with ``lr_mult=0`` for the ``adv_``
+            group so the optimizer leaves the adversaries to this loop.
+        adversary_step_size (float): PGD step of the sequential mode as a fraction of eps (l_inf: ``+ step *
+            eps * sign(g)``; l2: ``+ step * eps * g / ||g||``), followed by the projection. Defaults to 0.5.
         Other arguments: see ``BaseSelfSupervisor``.
     """
 
@@ -39,6 +50,8 @@ class MAEPlus(BaseSelfSupervisor):
                  head: dict,
                  adversary: Optional[dict] = None,
                  log_adv_gap: bool = False,
+                 adversary_steps: int = 0,
+                 adversary_step_size: float = 0.5,
                  pretrained: Optional[str] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[Union[dict, list]] = None) -> None:
@@ -48,6 +61,14 @@ class MAEPlus(BaseSelfSupervisor):
         super().__init__(backbone=backbone, neck=neck, head=head, pretrained=pretrained,
                          data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.log_adv_gap = log_adv_gap and adversary is not None
+        if isinstance(adversary_steps, bool) or not isinstance(adversary_steps, int) or adversary_steps < 0:
+            raise ValueError(f'adversary_steps must be an integer >= 0, got {adversary_steps!r}')
+        if adversary_steps and adversary is None:
+            raise ValueError(f'adversary_steps={adversary_steps} needs an adversary (model.adversary is None)')
+        if not adversary_step_size > 0:
+            raise ValueError(f'adversary_step_size must be > 0, got {adversary_step_size!r}')
+        self.adversary_steps = adversary_steps
+        self.adversary_step_size = float(adversary_step_size)
         self.register_buffer('mask_step', torch.zeros((), dtype=torch.long))
 
     def draw_mask(self, batch_size: int, device: torch.device) -> torch.Tensor:
@@ -76,11 +97,34 @@ class MAEPlus(BaseSelfSupervisor):
         latent, mask = self.backbone(crops, patch_mask=patch_mask, adversarial=adversarial)
         return self.neck(latent, mask, adversarial=adversarial), mask
 
+    def ascend_adversaries(self, crops: torch.Tensor, mask: torch.Tensor) -> None:
+        """Sequential mode: ``adversary_steps`` projected ascent steps on the adversaries, weights frozen."""
+        advs = [p for p in self.parameters() if is_adversary(p)]
+        world = get_world_size()
+        for _ in range(self.adversary_steps):
+            pred, _ = self.reconstruct(crops, patch_mask=mask)
+            grads = torch.autograd.grad(self.head.loss(pred, crops, mask.float()), advs, allow_unused=True)
+            with torch.no_grad():
+                for p, g in zip(advs, grads):
+                    g = torch.zeros_like(p) if g is None else g.float()
+                    if world > 1:  # identical adversaries on every rank: step on the global gradient
+                        torch_dist.all_reduce(g)
+                        g /= world
+                    step = self.adversary_step_size * p.adv_ball.eps
+                    if p.adv_ball.norm == 'linf':
+                        p.add_(g.sign(), alpha=step)
+                    else:
+                        p.add_(g / g.norm().clamp(min=torch.finfo(torch.float32).tiny), alpha=step)
+                    project_(p)
+
     def loss(self, inputs: Union[torch.Tensor, List[torch.Tensor]], data_samples: List[DataSample],
              **kwargs) -> Dict[str, torch.Tensor]:
         """The reconstruction loss of all crops (the adversaries ascend it, everything else descends)."""
         crops = self.stack_crops(inputs)  # [k*B, 3, h, w]
-        pred, mask = self.reconstruct(crops, patch_mask=self.draw_mask(crops.shape[0], crops.device))
+        patch_mask = self.draw_mask(crops.shape[0], crops.device)
+        if self.adversary_steps and self.training:
+            self.ascend_adversaries(crops, patch_mask)
+        pred, mask = self.reconstruct(crops, patch_mask=patch_mask)
         losses = dict(loss=self.head.loss(pred, crops, mask))
         if self.log_adv_gap:
             with torch.no_grad():

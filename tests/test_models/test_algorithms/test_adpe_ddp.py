@@ -13,7 +13,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize('mode', ['rpe-coord', 'ape-embed'])
+@pytest.mark.parametrize('mode', ['rpe-coord', 'ape-embed', 'rpe-embed+seq'])
 def test_two_process_ddp_keeps_adversaries_identical_and_equal_to_one_process(tmp_path, mode):
     mp.start_processes(_ddp_worker.run, args=(2, free_port(), str(tmp_path), mode), nprocs=2, join=True,
                        start_method='spawn')

@@ -154,3 +154,28 @@ def test_gradient_accumulation_matches_one_big_batch(embedded_data):
         torch.testing.assert_close(halves[key], whole[key], rtol=1e-4, atol=1e-6, msg=key)
     assert not torch.equal(whole['backbone.layers.0.attn.rpe.adv_embed'],
                            base.state_dict()['backbone.layers.0.attn.rpe.adv_embed'])
+
+
+def test_sequential_mode_ascends_the_adversaries_before_the_weight_step(embedded_data):
+    torch.manual_seed(0)
+    parallel = tiny_mae_plus(ADVERSARIES['ape-coord'])
+    sequential = tiny_mae_plus(ADVERSARIES['ape-coord'], adversary_steps=3, adversary_step_size=0.25)
+    sequential.load_state_dict(parallel.state_dict())
+    crops = real_crops(embedded_data)
+    clean = parallel.loss(crops, None)['loss'].item()
+    attacked = sequential.loss(crops, None)['loss'].item()  # the same masks: both streams are at step 0
+    assert attacked > clean
+    delta = sequential.backbone.adv_coord
+    assert delta.abs().max() <= 3. and delta.abs().max() > 0  # moved, inside the l_inf ball of 3 patches
+    assert not parallel.backbone.adv_coord.any()
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(adversary_steps=-1), 'adversary_steps.*-1'),
+    (dict(adversary_steps=2, adversary=None), 'needs an adversary'),
+    (dict(adversary_steps=1, adversary_step_size=0.), 'adversary_step_size.*0'),
+])
+def test_bad_sequential_mode_values_are_named(kwargs, match):
+    kwargs.setdefault('adversary', ADVERSARIES['ape-embed'])
+    with pytest.raises(ValueError, match=match):
+        tiny_mae_plus(**kwargs)
