@@ -179,3 +179,30 @@ def test_bad_sequential_mode_values_are_named(kwargs, match):
     kwargs.setdefault('adversary', ADVERSARIES['ape-embed'])
     with pytest.raises(ValueError, match=match):
         tiny_mae_plus(**kwargs)
+
+
+def test_per_bucket_rpe_adversary_changes_the_loss_but_a_row_constant_one_does_not(embedded_data):
+    """The paper's single vector added to every bucket shifts each softmax row by a constant: a no-op."""
+    torch.manual_seed(0)
+    model = tiny_mae_plus(dict(pe='rpe', mode='embed', norm='l2', eps=1e6))
+    randomise_tables(model)
+    crops = model.stack_crops(real_crops(embedded_data))
+    mask = model.draw_mask(crops.shape[0], torch.device('cpu'))
+
+    def loss():
+        with torch.no_grad():
+            pred, _ = model.reconstruct(crops, patch_mask=mask)
+            return model.head.loss(pred, crops, mask.float()).item()
+
+    clean = loss()
+    advs = adversaries(model)
+    with torch.no_grad():
+        for p in advs.values():  # one vector per block, repeated over the 50 buckets
+            p.copy_(torch.randn(p.shape[0], 1).expand_as(p) * 3)
+    row_constant = abs(loss() - clean)
+    with torch.no_grad():
+        for p in advs.values():
+            p.normal_(std=3)
+    per_bucket = abs(loss() - clean)
+    assert row_constant < 1e-6  # float32 rounding only
+    assert per_bucket > 100 * max(row_constant, 1e-7), (row_constant, per_bucket)
