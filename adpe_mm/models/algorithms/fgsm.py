@@ -32,7 +32,7 @@ class MAEPlusFGSM(MAEPlus):
     - **No clamping to the valid pixel range**, so ``||delta||_inf = eps`` holds exactly (eps <= 0.1 in
       normalised units is about 6/255 of the pixel range).
     - The gradient pass sums the loss over crops instead of averaging (the sign is unchanged): per-pixel
-      gradients of a batch mean are about 1/(k*B) smaller and underflow under fp16 autocast.
+      gradients of a batch mean are k*B times smaller and may underflow to 0 (no perturbation) under fp16.
 
     ``adv_gap`` (loss on the perturbed crops minus loss on the clean crops, same weights and masks) is logged
     every iteration; the clean loss comes for free from the gradient pass.
