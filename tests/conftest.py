@@ -60,3 +60,19 @@ def run_tool(args: List[str], cwd: str, timeout: int = 600, env: Optional[dict] 
     if proc.returncode != 0:
         pytest.fail(f'{" ".join(args)} exited with {proc.returncode}:\n{proc.stdout[-6000:]}')
     return proc
+
+
+# tests/test_models keeps small importable helpers (_tiny.py, _ddp_worker.py); a second conftest.py there
+# would shadow this one for `from conftest import ...`.
+sys.path.insert(0, osp.join(REPO_ROOT, 'tests', 'test_models'))
+
+
+@pytest.fixture(autouse=True)
+def _mmpretrain_scope_for_model_tests(request):
+    """Model tests build optimizer wrappers and hooks from mmpretrain's registries, as the runner does."""
+    if f'{os.sep}test_models{os.sep}' not in str(request.node.fspath):
+        yield
+        return
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        yield

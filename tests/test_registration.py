@@ -12,9 +12,9 @@ from mmengine.logging import HistoryBuffer
 import adpe_mm  # noqa: F401
 
 EXPECTED = {
-    'mmpretrain.MODELS': ['MAEPlus', 'MAEPlusViT', 'IRPEViT', 'MAEPlusDecoder'],
+    'mmpretrain.MODELS': ['MAEPlus', 'MAEPlusFGSM', 'MAEPlusViT', 'IRPEViT', 'MAEPlusDecoder'],
     'mmpretrain.OPTIM_WRAPPERS': ['AdvOptimWrapper', 'AmpAdvOptimWrapper'],
-    'mmpretrain.HOOKS': ['AdversaryHook', 'ReconstructionHook'],
+    'mmpretrain.HOOKS': ['AdversaryHook', 'ReconstructionHook', 'AttentionDistanceHook'],
     'mmpretrain.TRANSFORMS': ['MultiCrop'],
 }
 
