@@ -90,3 +90,20 @@ def test_fine_tune_grid_uses_the_same_bucket_geometry(strong_rpe_ckpt):
     i7, j7 = 1 + 3 * 7 + 3, 1 + 1 * 7 + 5
     i14, j14 = 1 + 3 * 14 + 3, 1 + 1 * 14 + 5
     torch.testing.assert_close(large[0, :, i14, j14], small[0, :, i7, j7])
+
+
+def test_detection_backbone_keeps_the_pretraining_attention_on_patch_tokens(strong_rpe_ckpt):
+    """The ViTDet backbone has no cls token: its logits are the pretraining ones between patch tokens."""
+    pytest.importorskip('adpe_mm.det')
+    from adpe_mm.models.backbones.plain_vit import PlainViT
+    pre = pretraining_encoder(strong_rpe_ckpt)
+    det = PlainViT(arch=TINY_ARCH, img_size=112, window_size=7, global_indices=(3, ), out_indices=(3, ),
+                   rpe=dict(ratio=1.9, index_mode='relaxed'),
+                   init_cfg=dict(type='Pretrained', checkpoint=strong_rpe_ckpt))
+    det.init_weights()
+    det.eval()
+    tokens = torch.randn(2, 1 + 49, TINY_ARCH['embed_dims'], generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        before = first_block_logits(pre, tokens, (7, 7))[..., 1:, 1:]
+        after = first_block_logits(det, tokens[:, 1:], (7, 7))
+    torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-5)
