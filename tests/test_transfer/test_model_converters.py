@@ -17,8 +17,8 @@ CONVERTERS = osp.join(REPO_ROOT, 'tools', 'model_converters')
 
 
 @pytest.fixture(scope='module')
-def ckpts(tmp_path_factory):
-    return pretrain_checkpoints(str(tmp_path_factory.mktemp('pretrain')))
+def ckpts(tmp_path_factory, embedded_data):
+    return pretrain_checkpoints(str(tmp_path_factory.mktemp('pretrain')), embedded_data)
 
 
 def convert(tmp_path, script, *args):

@@ -11,7 +11,7 @@ from mmengine.registry import init_default_scope
 import adpe_mm  # noqa: F401
 from adpe_mm.models.utils.pretrained import load_pretrained_encoder
 from conftest import REPO_ROOT, run_tool
-from transfer_helpers import (EMBEDDED, PYTHON, TEST, TINY_ARCH, TRAIN, last_checkpoint, metric_value,
+from transfer_helpers import (PYTHON, TEST, TINY_ARCH, TRAIN, last_checkpoint, metric_value,
                               pretrain_checkpoints, write)
 
 CONFIGS = sorted(glob.glob(osp.join(REPO_ROOT, 'configs', 'finetune', '*.py')) +
@@ -43,17 +43,17 @@ RUNS = [
 
 
 @pytest.fixture(scope='module')
-def ckpts(tmp_path_factory):
-    return pretrain_checkpoints(str(tmp_path_factory.mktemp('pretrain')))
+def ckpts(tmp_path_factory, embedded_data):
+    return pretrain_checkpoints(str(tmp_path_factory.mktemp('pretrain')), embedded_data)
 
 
-def tiny_config(tmp, config, ckpt):
+def tiny_config(tmp, config, ckpt, data_root):
     neck = frozen = ''
     if 'linear_probe' in config:  # the tiny encoder has 4 blocks: freeze them all
         neck, frozen = ', neck=dict(input_features=128)', f', frozen_stages={TINY_ARCH["num_layers"]}'
     return write(str(tmp / ('tiny_' + osp.basename(config))), TINY.format(
         config=osp.join(REPO_ROOT, 'configs', config), arch=TINY_ARCH, ckpt=ckpt, dims=TINY_ARCH['embed_dims'],
-        neck=neck, frozen=frozen, data=EMBEDDED))
+        neck=neck, frozen=frozen, data=data_root))
 
 
 @pytest.mark.parametrize('config', CONFIGS, ids=osp.basename)
@@ -82,9 +82,9 @@ def test_config_builds_model_and_layer_decay_optimizer_through_stock_registries(
 
 
 @pytest.mark.parametrize('config,pe', RUNS, ids=[osp.basename(c) for c, _ in RUNS])
-def test_tiny_run_loads_the_adpe_encoder_trains_and_reports_accuracy(config, pe, ckpts, tmp_path):
+def test_tiny_run_loads_the_adpe_encoder_trains_and_reports_accuracy(config, pe, ckpts, embedded_data, tmp_path):
     ckpt = ckpts[pe]
-    tiny = tiny_config(tmp_path, config, ckpt)
+    tiny = tiny_config(tmp_path, config, ckpt, embedded_data)
 
     # the backbone of this very config takes the encoder with nothing missing
     from mmpretrain.registry import MODELS

@@ -19,8 +19,8 @@ from transfer_helpers import TINY_ARCH, pretrain_checkpoints, pretrain_config
 
 
 @pytest.fixture(scope='module')
-def ckpts(tmp_path_factory):
-    return pretrain_checkpoints(str(tmp_path_factory.mktemp('pretrain')))
+def ckpts(tmp_path_factory, embedded_data):
+    return pretrain_checkpoints(str(tmp_path_factory.mktemp('pretrain')), embedded_data)
 
 
 def pretraining_encoder(ckpt):

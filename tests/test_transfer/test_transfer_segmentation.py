@@ -60,8 +60,8 @@ default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=2))
 
 
 @pytest.fixture(scope='module')
-def ckpts(tmp_path_factory):
-    return pretrain_checkpoints(str(tmp_path_factory.mktemp('pretrain')))
+def ckpts(tmp_path_factory, embedded_data):
+    return pretrain_checkpoints(str(tmp_path_factory.mktemp('pretrain')), embedded_data)
 
 
 @pytest.fixture(scope='module')

@@ -17,7 +17,6 @@ from conftest import REPO_ROOT, run_tool
 PYTHON = sys.executable
 TRAIN = osp.join(REPO_ROOT, 'tools', 'train.py')
 TEST = osp.join(REPO_ROOT, 'tools', 'test.py')
-EMBEDDED = osp.join(REPO_ROOT, 'data', 'embedded')
 PRETRAIN_CONFIG = osp.join(REPO_ROOT, 'configs', 'mae_plus', 'maeplus_vit-tiny-p16_4x112-1xb8-300iter_embedded.py')
 # The encoder of that config (configs/_base_/models/mae_plus_vit-tiny-p16.py).
 TINY_ARCH = dict(embed_dims=128, num_layers=4, num_heads=4, feedforward_channels=512)
@@ -48,16 +47,18 @@ _cache: Dict[str, str] = {}
 _configs: Dict[str, str] = {}
 
 
-def pretrain_checkpoints(root: str) -> Dict[str, str]:
-    """{'ape': path, 'rpe': path}: checkpoints of 2-iteration AdPE runs through tools/train.py (made once)."""
-    if not _cache:
-        for name, variant in _PRETRAIN_VARIANTS.items():
-            work = osp.join(root, f'pretrain_{name}')
-            config = osp.join(root, f'adpe-{name}_tiny_pretrain.py')
-            write(config, _PRETRAIN_COMMON.format(base=PRETRAIN_CONFIG, data=EMBEDDED) + variant)
-            run_tool([PYTHON, TRAIN, config, '--work-dir', work], cwd=root)
-            _cache[name] = osp.join(work, 'iter_2.pth')
-            _configs[name] = config
+def pretrain_checkpoints(root: str, data_root: str) -> Dict[str, str]:
+    """{'ape': path, 'rpe': path}: checkpoints of 2-iteration AdPE runs through tools/train.py on the embedded
+    photos in ``data_root`` (made once per test session)."""
+    for name, variant in _PRETRAIN_VARIANTS.items():
+        if name in _cache:
+            continue
+        work = osp.join(root, f'pretrain_{name}')
+        config = osp.join(root, f'adpe-{name}_tiny_pretrain.py')
+        write(config, _PRETRAIN_COMMON.format(base=PRETRAIN_CONFIG, data=data_root) + variant)
+        run_tool([PYTHON, TRAIN, config, '--work-dir', work], cwd=root)
+        _cache[name] = osp.join(work, 'iter_2.pth')
+        _configs[name] = config
     return dict(_cache)
 
 
