@@ -1,6 +1,6 @@
 # Appendix A schedule, shared by MAE, MAE+ and AdPE: 4096 images per step (8 GPUs x 128 x 4 accumulation
 # steps), AdamW (0.9, 0.95), lr 1.5e-4 x 4096 / 256, wd 0.05 except norms, biases, tokens and positional
-# embeddings (APE and iRPE tables), 20 warmup epochs then cosine, AMP, no clipping.
+# embeddings (APE and iRPE tables), 20 warmup epochs then cosine (40 for 1600 epochs), AMP, no clipping.
 # Also the pretraining runtime (it inherits default_runtime.py and sets resume, checkpoints, seed).
 # The lr is written out for 4096: mmengine's auto_scale_lr ignores accumulative_counts, so it stays off.
 _base_ = '../default_runtime.py'
