@@ -109,8 +109,6 @@ def test_report_summary_names_every_group(ckpts):
     assert 'resized pos_embed: [1, 50, 128] -> [1, 197, 128]' in text
 
 
-@pytest.mark.xfail(strict=True, reason='IRPEViT.init_weights still uses mmengine PretrainedInit (silent, '
-                   'non-strict); needs the 5-line change that calls load_pretrained_encoder (issue 5 report)')
 def test_irpevit_init_cfg_pretrained_goes_through_the_checked_loader(ckpts):
     backbone = finetune_backbone()
     backbone.init_cfg = dict(type='Pretrained', checkpoint=ckpts['ape'], prefix='neck.')  # matches nothing

@@ -83,6 +83,18 @@ class IRPEViT(VisionTransformer):
         if frozen_stages > 0:
             self._freeze_stages()
 
+    def init_weights(self) -> None:
+        """A ``Pretrained`` init_cfg goes through the checked encoder loader: it keeps the encoder, drops the
+        decoder, mask token and adversaries, resizes the APE, refuses an iRPE lookup mismatch or a load that
+        matches nothing, and logs a report (``adpe_mm.models.utils.pretrained``)."""
+        cfg = self.init_cfg
+        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+            from ..utils.pretrained import load_pretrained_encoder
+            load_pretrained_encoder(self, cfg['checkpoint'], prefix=cfg.get('prefix', 'backbone.'))
+            self._is_init = True
+            return
+        super().init_weights()
+
     def layer_rpe_cfg(self, index: int) -> Optional[dict]:
         """iRPE kwargs of block ``index`` (subclasses add adversaries here)."""
         return self.rpe_cfg

@@ -2,6 +2,7 @@
 from typing import Optional, Tuple, Union
 
 import torch
+from mmpretrain.models import VisionTransformer
 from mmpretrain.registry import MODELS
 from torch import nn
 
@@ -87,9 +88,11 @@ class MAEPlusViT(IRPEViT):
     def init_weights(self) -> None:
         """MAE's initialisation: xavier Linear (patch embedding as a Linear), LN (1, 0), tokens N(0, .02),
         the fixed sin-cos APE; iRPE tables and adversaries start at zero."""
-        super().init_weights()
         if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
+            # a pretraining checkpoint into a pretraining encoder: every key, mask token and adversaries too
+            VisionTransformer.init_weights(self)
             return
+        super().init_weights()
         self.apply(mae_init_)
         self.pos_embed.data.copy_(sincos_2d_table(self.patch_resolution, self.embed_dims, cls_token=True))
         w = self.patch_embed.projection.weight.data

@@ -124,3 +124,17 @@ def test_wrong_crop_size_at_run_time_is_named():
     enc = build()
     with pytest.raises(ValueError, match='img_size=112'):
         enc(torch.randn(1, 3, 96, 96))
+
+
+def test_pretrained_init_of_a_pretraining_encoder_keeps_mask_token_and_adversaries(tmp_path):
+    adv = dict(pe='ape', mode='embed', norm='l2', eps=3.)
+    src = build(adversary=adv)
+    with torch.no_grad():
+        src.adv_embed.normal_()
+    ckpt = tmp_path / 'pretrain.pth'
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in src.state_dict().items()}}, ckpt)
+    dst = MODELS.build(dict(type='MAEPlusViT', arch=TINY_ARCH, adversary=adv,
+                            init_cfg=dict(type='Pretrained', checkpoint=str(ckpt), prefix='backbone.')))
+    dst.init_weights()
+    for key, value in src.state_dict().items():
+        torch.testing.assert_close(dst.state_dict()[key], value, msg=key)
