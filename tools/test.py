@@ -13,7 +13,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import adpe_mm  # noqa: F401  registers adpe_mm's components and its torch.load allow-list
-from adpe_mm.utils import use_gloo_without_cuda
+from adpe_mm.utils import shutdown_dist, use_gloo_without_cuda
 
 
 def parse_args(argv=None):
@@ -58,6 +58,7 @@ def main(argv=None):
     if args.out is not None:
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
     runner.test()
+    shutdown_dist()
 
 
 if __name__ == '__main__':

@@ -15,7 +15,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import adpe_mm  # noqa: F401  registers adpe_mm's components and its torch.load allow-list
-from adpe_mm.utils import use_gloo_without_cuda
+from adpe_mm.utils import shutdown_dist, use_gloo_without_cuda
 
 # Optimizer wrapper -> its mixed-precision counterpart for --amp. AmpAdvOptimWrapper is adpe_mm's
 # (registered in mmpretrain's OPTIM_WRAPPERS).
@@ -99,6 +99,7 @@ def main(argv=None):
     else:
         runner = Runner.from_cfg(cfg)
     runner.train()
+    shutdown_dist()
 
 
 if __name__ == '__main__':

@@ -1,5 +1,8 @@
 from .checkpoint import mmengine_safe_globals, register_mmengine_safe_globals
-from .dist import use_gloo_without_cuda
+from .dist import shutdown_dist, use_gloo_without_cuda
 from .mmcv_ops import require_mmcv_ops
 
-__all__ = ['mmengine_safe_globals', 'register_mmengine_safe_globals', 'require_mmcv_ops', 'use_gloo_without_cuda']
+__all__ = [
+    'mmengine_safe_globals', 'register_mmengine_safe_globals', 'require_mmcv_ops', 'shutdown_dist',
+    'use_gloo_without_cuda'
+]

@@ -47,3 +47,11 @@ def use_gloo_without_cuda(cfg: Config) -> bool:
             dist_cfg['timeout'] = timedelta(seconds=timeout)
         torch_dist.init_process_group(backend='gloo', **dist_cfg)  # rank/world size from torchrun's env
     return True
+
+
+def shutdown_dist() -> None:
+    """Destroy the process group at the end of a tool: a gloo group left to interpreter exit can abort a rank
+    ("terminate called without an active exception") after the work is done, failing the whole torchrun."""
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()

@@ -113,7 +113,8 @@ class MAEPlusViT(IRPEViT):
             noise = torch.rand(batch_size, self.num_patches, device=device)
         ids_shuffle = noise.argsort(dim=1)  # the first num_visible stay visible
         mask = torch.ones(batch_size, self.num_patches, dtype=torch.bool, device=device)
-        mask.scatter_(1, ids_shuffle[:, :self.num_visible], False)
+        visible = ids_shuffle[:, :self.num_visible]
+        mask.scatter_(1, visible, torch.zeros_like(visible, dtype=torch.bool))  # (a tensor: traceable)
         return mask
 
     def patch_pos_embed(self, mask: torch.Tensor, adversarial: bool = True) -> torch.Tensor:
