@@ -14,13 +14,12 @@ TINY = [MAIN_JOB] + sorted(osp.relpath(p, REPO_ROOT) for p in glob.glob(osp.join
 
 
 @pytest.mark.parametrize('config', TINY, ids=osp.basename)
-def test_tiny_config_trains_and_writes_reconstructions(config, tmp_path):
-    if not osp.exists(osp.join(REPO_ROOT, 'data', 'embedded')):
-        pytest.skip('the config reads data/embedded (made by tools/install.sh)')
+def test_tiny_config_trains_and_writes_reconstructions(config, tmp_path, embedded_data):
     run_tool([sys.executable, 'tools/train.py', config, '--work-dir', str(tmp_path), '--cfg-options',
               'train_cfg.max_iters=3', 'default_hooks.checkpoint.interval=3', 'default_hooks.logger.interval=1',
               'custom_hooks.0.interval=3', 'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
-              'train_dataloader.persistent_workers=False'], cwd=REPO_ROOT)
+              'train_dataloader.persistent_workers=False', f'train_dataloader.dataset.data_root={embedded_data}'],
+             cwd=REPO_ROOT)
     assert osp.exists(tmp_path / 'iter_3.pth')
     panel = cv2.imread(str(tmp_path / 'reconstructions' / 'iter_3.png'))
     assert panel is not None and panel.shape == (4 * 112, 4 * 112, 3) and panel.std() > 1
