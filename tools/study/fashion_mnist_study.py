@@ -6,7 +6,7 @@ Every (method, seed) run pretrains a tiny ViT (except ``random``), then evaluate
   * fine-tuning: the whole encoder + a linear head, AdamW, a short cosine schedule;
   * the mean attention distance per block (``adpe_mm.analysis``) of the pretrained encoder at 56 px;
 and writes ``<out>/runs/<method>_s<seed>.json`` (finished runs are skipped, so the script resumes).
-``random`` is the fine-tune schedule from random init. At the end it writes ``aggregate.json``, ``table.md``
+``random`` is the fine-tune schedule from random init (its linear probe reads the frozen random encoder). At the end it writes ``aggregate.json``, ``table.md``
 and plots (``accuracy.png``, ``attention_distance.png``, ``pretrain_loss.png``) under ``<out>``.
 
 Data: Debian's ``dataset-fashion-mnist`` (idx gz files, read with numpy; installed with apt-get if missing
@@ -308,19 +308,18 @@ def run_one(method: str, seed: int, data: dict, cfg: dict) -> dict:
     from adpe_mm.analysis.attention_distance import attention_distance_per_layer
     rec = dict(method=method, seed=seed, config=dict(cfg, arch=ARCH, decoder=DECODER, spec=METHODS[method]))
     xtr, ytr, xte, yte = data['xtr'], data['ytr'], data['xte'], data['yte']
+    torch.manual_seed(seed)
     state = None
     if METHODS[method]['kind'] != 'random':
         out = pretrain(method, xtr[:cfg['pretrain_images']], cfg, seed)
         state = out.pop('state')
         rec.update(out)
-        enc = build_encoder(method, state)
-        t0 = time.time()
-        rec['linear_probe_acc'] = linear_probe(enc, xtr[:cfg['probe_images']], ytr[:cfg['probe_images']],
-                                               xte, yte)
-        rec['linear_probe_wall_s'] = time.time() - t0
     else:
-        enc = build_encoder(method, None)
         rec['pretrain_wall_s'] = 0.
+    enc = build_encoder(method, state)  # random: the probe reads the frozen randomly initialised encoder
+    t0 = time.time()
+    rec['linear_probe_acc'] = linear_probe(enc, xtr[:cfg['probe_images']], ytr[:cfg['probe_images']], xte, yte)
+    rec['linear_probe_wall_s'] = time.time() - t0
     dist = attention_distance_per_layer(enc, upsample(xte[:cfg['attn_images']]), batch_size=64)
     rec['attention_distance'] = dist.mean(1).tolist()  # per layer, mean over heads, in patches
     rec.update(finetune(method, state, xtr[:cfg['finetune_images']], ytr[:cfg['finetune_images']], xte, yte,
@@ -365,7 +364,7 @@ def table(agg: dict) -> str:
              '|---|---|---|---|---|---|---|---|---|']
     for m, a in agg.items():
         lines.append(f"| {m} | {len(a['seeds'])} | {fmt(a.get('linear_probe_acc'))} | {fmt(a.get('finetune_acc'))} "
-                     f"| {a.get('final_pretrain_loss', float('nan')):.3f} | "
+                     f"| {('%.3f' % a['final_pretrain_loss']) if 'final_pretrain_loss' in a else '-'} | "
                      f"{('%.3f' % a['adv_gap_late']) if 'adv_gap_late' in a else '-'} | "
                      f"{a['attention_distance'][-1]:.2f} | {fmt(a.get('pretrain_wall_s'), 1., 0)} | "
                      f"{fmt(a.get('finetune_wall_s'), 1., 0)} |")
