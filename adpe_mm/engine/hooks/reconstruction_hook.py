@@ -9,6 +9,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 
+from ...analysis.pretrained import normalisation
 from ...visualization import reconstruction_panel
 
 
@@ -17,7 +18,7 @@ class ReconstructionHook(Hook):
     """Every ``interval`` iterations and after training, save ``<work_dir>/reconstructions/iter_<n>.png``.
 
     The probe is the first ``num_images`` crops of the first training batch, kept for the whole run, and
-    its mask is drawn from a fixed seed inside a forked RNG, so the panels are comparable across
+    its mask is drawn from a private generator with a fixed seed, so the panels are comparable across
     iterations and the training run's own random stream is not disturbed. The model must provide
     ``reconstruct(crops, adversarial=...)`` (``MAEPlus``).
 
@@ -59,15 +60,14 @@ class ReconstructionHook(Hook):
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         was_training = model.training
         model.eval()
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
+        with torch.no_grad():
             data = model.data_preprocessor(self._probe, False)
             crops = model.stack_crops(data['inputs'])[:self.num_images]
-            pred, mask = model.reconstruct(crops, adversarial=self.adversarial)
-            pre = model.data_preprocessor
-            mean = (pre.mean.flatten() if getattr(pre, '_enable_normalize', False) else torch.zeros(3)).tolist()
-            std = (pre.std.flatten() if getattr(pre, '_enable_normalize', False) else torch.ones(3)).tolist()
-            panel = reconstruction_panel(pred, mask, crops, model.head.patch_size, mean, std,
+            # fixed masks from a private generator: comparable panels, training's random stream untouched
+            patch_mask = model.backbone.random_masking(crops.shape[0], crops.device,
+                                                       torch.Generator().manual_seed(self.seed))
+            pred, mask = model.reconstruct(crops, adversarial=self.adversarial, patch_mask=patch_mask)
+            panel = reconstruction_panel(pred, mask, crops, model.head.patch_size, *normalisation(model),
                                          norm_pix=model.head.norm_pix)
         model.train(was_training)
         path = osp.join(runner.work_dir, 'reconstructions', f'iter_{iteration}.png')
