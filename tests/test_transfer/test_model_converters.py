@@ -11,14 +11,10 @@ import torch
 from adpe_mm.models.backbones import IRPEViT
 from adpe_mm.models.utils.pretrained import load_pretrained_encoder
 from conftest import REPO_ROOT, run_tool, tool_env
-from transfer_helpers import PYTHON, TINY_ARCH, pretrain_checkpoints
+from transfer_helpers import PYTHON, TINY_ARCH
+from transfer_helpers import ckpts  # noqa: F401  (session fixture: the tiny pretraining checkpoints)
 
 CONVERTERS = osp.join(REPO_ROOT, 'tools', 'model_converters')
-
-
-@pytest.fixture(scope='module')
-def ckpts(tmp_path_factory, embedded_data):
-    return pretrain_checkpoints(str(tmp_path_factory.mktemp('pretrain')), embedded_data)
 
 
 def convert(tmp_path, script, *args):

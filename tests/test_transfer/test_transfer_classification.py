@@ -12,7 +12,8 @@ import adpe_mm  # noqa: F401
 from adpe_mm.models.utils.pretrained import load_pretrained_encoder
 from conftest import REPO_ROOT, run_tool
 from transfer_helpers import (PYTHON, TEST, TINY_ARCH, TRAIN, last_checkpoint, metric_value,
-                              pretrain_checkpoints, write)
+                              write)
+from transfer_helpers import ckpts  # noqa: F401  (session fixture: the tiny pretraining checkpoints)
 
 CONFIGS = sorted(glob.glob(osp.join(REPO_ROOT, 'configs', 'finetune', '*.py')) +
                  glob.glob(osp.join(REPO_ROOT, 'configs', 'linear_probe', '*.py')))
@@ -40,11 +41,6 @@ RUNS = [
     ('linear_probe/vit-base-p16_8xb2048-linear-coslr-90e_in1k.py', 'ape'),
     ('linear_probe/vit-base-p16-rpe_8xb2048-linear-coslr-90e_in1k.py', 'rpe'),
 ]
-
-
-@pytest.fixture(scope='module')
-def ckpts(tmp_path_factory, embedded_data):
-    return pretrain_checkpoints(str(tmp_path_factory.mktemp('pretrain')), embedded_data)
 
 
 def tiny_config(tmp, config, ckpt, data_root):

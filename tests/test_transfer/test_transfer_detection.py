@@ -12,7 +12,8 @@ from mmengine.registry import init_default_scope
 import adpe_mm  # noqa: F401
 from conftest import REPO_ROOT, run_tool
 from transfer_helpers import (PYTHON, TEST, TINY_ARCH, TRAIN, build_coco_set, last_checkpoint, metric_value,
-                              pretrain_checkpoints, write)
+                              write)
+from transfer_helpers import ckpts  # noqa: F401  (session fixture: the tiny pretraining checkpoints)
 
 pytest.importorskip('adpe_mm.det')  # needs mmcv's compiled ops
 from adpe_mm.models.backbones.plain_vit import PlainViT  # noqa: E402
@@ -68,11 +69,6 @@ test_evaluator = val_evaluator
 train_cfg = dict(max_iters=2, val_interval=2)
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=2))
 """
-
-
-@pytest.fixture(scope='module')
-def ckpts(tmp_path_factory, embedded_data):
-    return pretrain_checkpoints(str(tmp_path_factory.mktemp('pretrain')), embedded_data)
 
 
 @pytest.fixture(scope='module')

@@ -15,12 +15,8 @@ from mmengine.runner import load_checkpoint
 import adpe_mm  # noqa: F401
 from adpe_mm.models.utils import AttentionContext
 from conftest import REPO_ROOT
-from transfer_helpers import TINY_ARCH, pretrain_checkpoints, pretrain_config
-
-
-@pytest.fixture(scope='module')
-def ckpts(tmp_path_factory, embedded_data):
-    return pretrain_checkpoints(str(tmp_path_factory.mktemp('pretrain')), embedded_data)
+from transfer_helpers import TINY_ARCH, pretrain_config
+from transfer_helpers import ckpts  # noqa: F401  (session fixture: the tiny pretraining checkpoints)
 
 
 def pretraining_encoder(ckpt):

@@ -9,12 +9,8 @@ import adpe_mm  # noqa: F401
 from adpe_mm.models.backbones import IRPEViT, MAEPlusViT
 from adpe_mm.models.utils.pretrained import load_pretrained_encoder
 from conftest import REPO_ROOT
-from transfer_helpers import TINY_ARCH, pretrain_checkpoints
-
-
-@pytest.fixture(scope='module')
-def ckpts(tmp_path_factory, embedded_data):
-    return pretrain_checkpoints(str(tmp_path_factory.mktemp('pretrain')), embedded_data)
+from transfer_helpers import TINY_ARCH
+from transfer_helpers import ckpts  # noqa: F401  (session fixture: the tiny pretraining checkpoints)
 
 
 def _state(path):

@@ -10,6 +10,7 @@ import sys
 from typing import Dict
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from conftest import REPO_ROOT, run_tool
@@ -60,6 +61,12 @@ def pretrain_checkpoints(root: str, data_root: str) -> Dict[str, str]:
         _cache[name] = osp.join(work, 'iter_2.pth')
         _configs[name] = config
     return dict(_cache)
+
+
+@pytest.fixture(scope='session')
+def ckpts(tmp_path_factory, embedded_data):
+    """The tiny pretraining checkpoints of :func:`pretrain_checkpoints`; test modules import this fixture."""
+    return pretrain_checkpoints(str(tmp_path_factory.mktemp('pretrain')), embedded_data)
 
 
 def pretrain_config(name: str) -> str:
