@@ -2,6 +2,7 @@
 import gzip
 import importlib.util
 import json
+import os
 import os.path as osp
 import struct
 
@@ -61,3 +62,34 @@ def test_micro_run_synthetic(tmp_path):
         assert osp.exists(osp.join(out, name))
     # finished runs are skipped on a second call
     study.main(args)
+    # a run whose json is gone is evaluated again from its saved pretrained model, with the same numbers
+    assert osp.exists(osp.join(out, 'pretrained', 'adpe_ape_coord_s0.pth'))
+    os.remove(osp.join(out, 'runs', 'adpe_ape_coord_s0.json'))
+    study.main(args)
+    with open(osp.join(out, 'runs', 'adpe_ape_coord_s0.json')) as f:
+        again = json.load(f)
+    for key in ('loss_curve', 'adv_gap_curve', 'linear_probe_acc', 'attention_distance', 'finetune_acc'):
+        assert again[key] == rec[key], key
+    assert not [n for n in os.listdir(osp.join(out, 'runs')) if n.endswith('.lock')]
+
+
+def test_claim_is_exclusive_and_released(tmp_path):
+    lock = str(tmp_path / 'run.json.lock')
+    with study.claim(lock) as first:
+        assert first
+        with study.claim(lock) as second:  # another open file description: refused while the first holds it
+            assert not second
+    with study.claim(lock) as third:
+        assert third
+
+
+def test_paired_difference_by_seed():
+    runs = [dict(method='mae', seed=0, linear_probe_acc=0.80), dict(method='mae', seed=1, linear_probe_acc=0.70),
+            dict(method='mae', seed=2, linear_probe_acc=0.75), dict(method='x', seed=0, linear_probe_acc=0.82),
+            dict(method='x', seed=1, linear_probe_acc=0.71), dict(method='x', seed=2, linear_probe_acc=0.78),
+            dict(method='x', seed=3, linear_probe_acc=0.99)]  # seed 3 has no baseline run: left out
+    d = study.paired_difference(runs, 'x', 'mae', 'linear_probe_acc')
+    # differences 0.02, 0.01, 0.03: mean 0.02, sample std 0.01, t(0.975, 2) = 4.3027
+    assert d['n'] == 3
+    np.testing.assert_allclose([d['mean'], d['std'], d['ci95']], [0.02, 0.01, 4.3027 * 0.01 / 3**0.5], atol=1e-4)
+    assert study.paired_difference(runs, 'x', 'maeplus', 'linear_probe_acc') is None

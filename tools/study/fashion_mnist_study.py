@@ -18,6 +18,8 @@ like the paper's 112/16). ``--synthetic`` replaces the data with random images f
     python tools/study/fashion_mnist_study.py --seeds 0 1 2 --out work_dirs/fmnist_study
 """
 import argparse
+import contextlib
+import fcntl
 import gzip
 import json
 import math
@@ -56,11 +58,14 @@ METHODS: Dict[str, dict] = {
     'random': dict(kind='random'),
 }
 
+BASELINES = ('mae', 'maeplus', 'maeplus_rpe')  # every other method is compared with these, seed by seed
+
 DEFAULTS = dict(pretrain_images=10000, pretrain_epochs=5, batch_size=64, crops=4, lr=1e-3,
-                probe_images=10000, finetune_images=10000, finetune_epochs=2, test_images=10000,
-                attn_images=256)
+                probe_images=10000, finetune_images=10000, finetune_epochs=2, finetune_lr=1e-3, layer_decay=1.,
+                test_images=10000, attn_images=256)
 PILOT = dict(pretrain_images=2048, pretrain_epochs=3, batch_size=64, crops=4, lr=1e-3,
-             probe_images=2000, finetune_images=2000, finetune_epochs=1, test_images=2000, attn_images=128)
+             probe_images=2000, finetune_images=2000, finetune_epochs=1, finetune_lr=1e-3, layer_decay=1.,
+             test_images=2000, attn_images=128)
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -275,11 +280,23 @@ def linear_probe(enc, xtr, ytr, xte, yte, wd: float = 1e-4, iters: int = 100) ->
         return float((lin(fte).argmax(1) == yte).float().mean())
 
 
+def finetune_param_groups(clf: Classifier, lr: float, layer_decay: float, weight_decay: float = 0.05) -> list:
+    """One AdamW group per parameter: lr scaled by ``layer_decay ** (top - depth)`` with mmpretrain's ViT
+    depth (0 embeddings, i + 1 block i, top = norm and head), no weight decay on norms, biases, tokens, PE."""
+    groups = []
+    for name, p in clf.named_parameters():
+        depth, num = clf.encoder.get_layer_depth(name, prefix='encoder.')
+        plain = p.ndim == 1 or name.endswith(('cls_token', 'pos_embed'))
+        base = lr * layer_decay**(num - 1 - depth)
+        groups.append(dict(params=[p], lr=base, base_lr=base, weight_decay=0. if plain else weight_decay))
+    return groups
+
+
 def finetune(method, state, xtr, ytr, xte, yte, cfg, seed) -> dict:
     torch.manual_seed(seed + 1000)
     g = torch.Generator().manual_seed(seed + 1000)
     clf = Classifier(build_encoder(method, state, drop_path=0.1))
-    opt = torch.optim.AdamW(clf.parameters(), lr=cfg['lr'], weight_decay=0.05)
+    opt = torch.optim.AdamW(finetune_param_groups(clf, cfg['finetune_lr'], cfg['layer_decay']), betas=(0.9, 0.999))
     n, bs = xtr.shape[0], 64
     total = (n // bs) * cfg['finetune_epochs']
     warmup, step = max(1, total // 10), 0
@@ -290,7 +307,7 @@ def finetune(method, state, xtr, ytr, xte, yte, cfg, seed) -> dict:
         for i in range(n // bs):
             idx = perm[i * bs:(i + 1) * bs]
             for pg in opt.param_groups:
-                pg['lr'] = cfg['lr'] * cosine(step, total, warmup)
+                pg['lr'] = pg['base_lr'] * cosine(step, total, warmup)
             imgs = random_resized_crops(xtr[idx], IMG, g, scale=(0.6, 1.))
             loss = F.cross_entropy(clf(imgs), ytr[idx], label_smoothing=0.1)
             opt.zero_grad()
@@ -304,18 +321,38 @@ def finetune(method, state, xtr, ytr, xte, yte, cfg, seed) -> dict:
     return dict(finetune_acc=float((pred == yte).float().mean()), finetune_wall_s=wall, finetune_steps=total)
 
 
-def run_one(method: str, seed: int, data: dict, cfg: dict) -> dict:
+def pretrained_model(method: str, seed: int, x_train: torch.Tensor, cfg: dict, ckpt: Optional[str]) -> dict:
+    """``pretrain``'s output, read from ``ckpt`` when an earlier call wrote it with the same sizes, else
+    computed and written there atomically (the whole pretraining model state and its record)."""
+    key = {k: cfg[k] for k in ('pretrain_images', 'pretrain_epochs', 'batch_size', 'crops', 'lr')}
+    if ckpt is not None and osp.exists(ckpt):
+        saved = torch.load(ckpt, map_location='cpu', weights_only=True)
+        if saved.get('sizes') == key:
+            print(f'[reuse] {method} seed {seed}: pretrained model from {ckpt}', flush=True)
+            return dict(saved['record'], state=saved['state'])
+        print(f'[stale] {ckpt} was pretrained with {saved.get("sizes")}, not {key}: pretraining again', flush=True)
+    out = pretrain(method, x_train, cfg, seed)
+    if ckpt is not None:
+        os.makedirs(osp.dirname(ckpt), exist_ok=True)
+        record = {k: v for k, v in out.items() if k != 'state'}
+        torch.save(dict(sizes=key, state=out['state'], record=record), ckpt + '.tmp')
+        os.replace(ckpt + '.tmp', ckpt)
+    return out
+
+
+def run_one(method: str, seed: int, data: dict, cfg: dict, ckpt: Optional[str] = None) -> dict:
     from adpe_mm.analysis.attention_distance import attention_distance_per_layer
     rec = dict(method=method, seed=seed, config=dict(cfg, arch=ARCH, decoder=DECODER, spec=METHODS[method]))
     xtr, ytr, xte, yte = data['xtr'], data['ytr'], data['xte'], data['yte']
     torch.manual_seed(seed)
     state = None
     if METHODS[method]['kind'] != 'random':
-        out = pretrain(method, xtr[:cfg['pretrain_images']], cfg, seed)
+        out = pretrained_model(method, seed, xtr[:cfg['pretrain_images']], cfg, ckpt)
         state = out.pop('state')
         rec.update(out)
     else:
         rec['pretrain_wall_s'] = 0.
+    torch.manual_seed(seed + 500)  # the same probe whether pretraining ran now or was read back
     enc = build_encoder(method, state)  # random: the probe reads the frozen randomly initialised encoder
     t0 = time.time()
     rec['linear_probe_acc'] = linear_probe(enc, xtr[:cfg['probe_images']], ytr[:cfg['probe_images']], xte, yte)
@@ -327,7 +364,31 @@ def run_one(method: str, seed: int, data: dict, cfg: dict) -> dict:
     return rec
 
 
+@contextlib.contextmanager
+def claim(lock_path: str):
+    """Yields True when this process holds an exclusive lock on ``lock_path`` (False when another process
+    does), so several workers (``--threads 1`` each) can share one ``--out``. The lock is the kernel's
+    (flock), so a killed worker never leaves a stale one."""
+    f = open(lock_path, 'a+')
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+    finally:
+        f.close()
+
+
 # ----------------------------------------------------------------------------------------- reporting
+def mean_std(vals: List[float]) -> dict:
+    return dict(mean=float(np.mean(vals)), std=float(np.std(vals, ddof=1)) if len(vals) > 1 else 0., n=len(vals))
+
+
 def aggregate(runs: List[dict], methods: List[str]) -> dict:
     agg = {}
     for m in methods:
@@ -335,20 +396,37 @@ def aggregate(runs: List[dict], methods: List[str]) -> dict:
         if not rs:
             continue
         a = dict(seeds=[r['seed'] for r in rs])
-        for key in ('linear_probe_acc', 'finetune_acc', 'pretrain_wall_s', 'finetune_wall_s'):
-            vals = [r[key] for r in rs if key in r]
-            if vals:
-                a[key] = dict(mean=float(np.mean(vals)), std=float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.,
-                              n=len(vals))
-        a['attention_distance'] = np.mean([r['attention_distance'] for r in rs], 0).tolist()
-        curves = [r['loss_curve'] for r in rs if r.get('loss_curve')]
-        if curves:
-            a['final_pretrain_loss'] = float(np.mean([c[-1][1] for c in curves]))
-        gaps = [r['adv_gap_curve'] for r in rs if r.get('adv_gap_curve')]
-        if gaps:  # mean adversarial - clean loss over the second half of pretraining
-            a['adv_gap_late'] = float(np.mean([np.mean([v for _, v in c[len(c) // 2:]]) for c in gaps]))
+        per_run = {key: [r[key] for r in rs if key in r]
+                   for key in ('linear_probe_acc', 'finetune_acc', 'pretrain_wall_s', 'finetune_wall_s')}
+        per_run['final_pretrain_loss'] = [r['loss_curve'][-1][1] for r in rs if r.get('loss_curve')]
+        # mean adversarial - clean loss over the second half of pretraining
+        per_run['adv_gap_late'] = [float(np.mean([v for _, v in c[len(c) // 2:]]))
+                                   for c in (r.get('adv_gap_curve') for r in rs) if c]
+        a.update({key: mean_std(vals) for key, vals in per_run.items() if vals})
+        dist = np.array([r['attention_distance'] for r in rs])  # [runs, blocks]
+        a['attention_distance'] = dist.mean(0).tolist()
+        a['attention_distance_std'] = (dist.std(0, ddof=1) if len(rs) > 1 else np.zeros(dist.shape[1])).tolist()
         agg[m] = a
+    for m, a in agg.items():  # a baseline is compared with the baselines before it, any other method with all
+        bases = BASELINES[:BASELINES.index(m)] if m in BASELINES else BASELINES
+        a['paired'] = {b: {key: paired_difference(runs, m, b, key) for key in ('linear_probe_acc', 'finetune_acc')}
+                       for b in bases if b in agg}
     return agg
+
+
+def paired_difference(runs: List[dict], method: str, baseline: str, key: str) -> Optional[dict]:
+    """``method`` - ``baseline`` of ``key`` over the seeds both have (a seed fixes the data order, crops and
+    masks of both): mean, sample std, n and the half-width of the 95% Student-t interval of the mean."""
+    from scipy.stats import t as student_t
+    by_seed = {(r['method'], r['seed']): r[key] for r in runs if key in r}
+    diffs = [by_seed[(method, s)] - by_seed[(baseline, s)] for (m, s) in sorted(by_seed)
+             if m == method and (baseline, s) in by_seed]
+    if not diffs:
+        return None
+    n, mean = len(diffs), float(np.mean(diffs))
+    std = float(np.std(diffs, ddof=1)) if n > 1 else float('nan')
+    ci95 = float(student_t.ppf(0.975, n - 1) * std / math.sqrt(n)) if n > 1 else float('nan')
+    return dict(mean=mean, std=std, n=n, ci95=ci95, diffs=diffs)
 
 
 def fmt(d, scale=100., digits=1):
@@ -360,14 +438,33 @@ def fmt(d, scale=100., digits=1):
 
 def table(agg: dict) -> str:
     lines = ['| method | seeds | linear probe acc (%) | fine-tune acc (%) | final pretrain loss | adv gap (late) '
-             '| mean attn dist, last layer (patches) | pretrain wall (s) | fine-tune wall (s) |',
+             '| mean attn dist per block (patches) | pretrain wall (s) | fine-tune wall (s) |',
              '|---|---|---|---|---|---|---|---|---|']
     for m, a in agg.items():
         lines.append(f"| {m} | {len(a['seeds'])} | {fmt(a.get('linear_probe_acc'))} | {fmt(a.get('finetune_acc'))} "
-                     f"| {('%.3f' % a['final_pretrain_loss']) if 'final_pretrain_loss' in a else '-'} | "
-                     f"{('%.3f' % a['adv_gap_late']) if 'adv_gap_late' in a else '-'} | "
-                     f"{a['attention_distance'][-1]:.2f} | {fmt(a.get('pretrain_wall_s'), 1., 0)} | "
-                     f"{fmt(a.get('finetune_wall_s'), 1., 0)} |")
+                     f"| {fmt(a.get('final_pretrain_loss'), 1., 3)} | {fmt(a.get('adv_gap_late'), 1., 3)} | "
+                     f"{' / '.join(f'{d:.2f}' for d in a['attention_distance'])} | "
+                     f"{fmt(a.get('pretrain_wall_s'), 1., 0)} | {fmt(a.get('finetune_wall_s'), 1., 0)} |")
+    return '\n'.join(lines) + '\n'
+
+
+def paired_table(agg: dict) -> str:
+    """Per-seed differences from each baseline, in accuracy points: mean ± 95% half-width (n seeds)."""
+    bases = [b for b in BASELINES if b in agg]
+    head = ' | '.join(f'{what} vs {b}' for what in ('Δ probe', 'Δ fine-tune') for b in bases)
+    lines = [f'| method | {head} |', '|---' * (1 + 2 * len(bases)) + '|']
+
+    def cell(d):
+        if d is None:
+            return '-'
+        if d['n'] < 2:
+            return f"{d['mean'] * 100:+.1f} (n=1)"
+        return f"{d['mean'] * 100:+.1f} ± {d['ci95'] * 100:.1f}"
+
+    for m, a in agg.items():
+        cells = [cell(a['paired'][b][key]) if b in a['paired'] else '·'
+                 for key in ('linear_probe_acc', 'finetune_acc') for b in bases]
+        lines.append(f"| {m} | {' | '.join(cells)} |")
     return '\n'.join(lines) + '\n'
 
 
@@ -394,7 +491,9 @@ def plots(runs: List[dict], agg: dict, out: str) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 3.8))
     for m in names:
-        ax.plot(np.arange(1, len(agg[m]['attention_distance']) + 1), agg[m]['attention_distance'], 'o-', label=m)
+        blocks = np.arange(1, len(agg[m]['attention_distance']) + 1)
+        ax.errorbar(blocks, agg[m]['attention_distance'], yerr=agg[m]['attention_distance_std'], fmt='o-',
+                    capsize=2, label=m)
     ax.set_xlabel('block')
     ax.set_ylabel('mean attention distance (patches)')
     ax.legend(fontsize=7)
@@ -404,18 +503,15 @@ def plots(runs: List[dict], agg: dict, out: str) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     for m in names:
-        rs = [r for r in runs if r['method'] == m and r.get('loss_curve')]
-        if rs:
-            c = np.array(rs[0]['loss_curve'])
-            axes[0].plot(c[:, 0], c[:, 1], label=m)
-        rs = [r for r in runs if r['method'] == m and r.get('adv_gap_curve')]
-        if rs:
-            c = np.array(rs[0]['adv_gap_curve'])
-            axes[1].plot(c[:, 0], c[:, 1], label=m)
-    axes[0].set(xlabel='step', ylabel='pretraining loss (adversarial for AdPE)', title='first seed')
-    axes[1].set(xlabel='step', ylabel='adv_gap = adversarial - clean loss', title='AdPE, first seed')
-    axes[0].legend(fontsize=7)
-    axes[1].legend(fontsize=7)
+        for ax, key in zip(axes, ('loss_curve', 'adv_gap_curve')):
+            curves = [np.array(r[key]) for r in runs if r['method'] == m and r.get(key)]
+            if curves:  # every seed logs at the same steps: the mean curve over seeds
+                ax.plot(curves[0][:, 0], np.mean([c[:, 1] for c in curves], 0), label=f'{m} ({len(curves)})')
+    axes[0].set(xlabel='step', ylabel='pretraining loss (adversarial for AdPE)', title='mean over seeds')
+    axes[1].set(xlabel='step', ylabel='adv_gap = adversarial - clean loss', title='AdPE, mean over seeds')
+    for ax in axes:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(osp.join(out, 'pretrain_loss.png'), dpi=100)
     plt.close(fig)
@@ -433,6 +529,9 @@ def parse_args(argv=None):
     p.add_argument('--data-dir', default=DATA_DIR)
     p.add_argument('--install-data', action='store_true', help='apt-get install dataset-fashion-mnist if missing')
     p.add_argument('--synthetic', action='store_true', help='TESTS ONLY: random images instead of Fashion-MNIST')
+    p.add_argument('--eval-on', choices=('test', 'val'), default='test',
+                   help='test: the official test split; val: the last --test-images train images (held out '
+                   'from every training subset), for choosing a protocol without looking at the test split')
     p.add_argument('--threads', type=int, default=2)
     return p.parse_args(argv)
 
@@ -453,36 +552,54 @@ def main(argv=None) -> dict:
     xtr_u8, ytr = raw['train']
     xte_u8, yte = raw['test']
     mean, std = float(xtr_u8.mean()), float(xtr_u8.std())
+    if args.eval_on == 'val':  # held out: the last train images, which no pretraining / probe / fine-tune reads
+        n_val = cfg['test_images']
+        used = max(cfg['pretrain_images'], cfg['probe_images'], cfg['finetune_images'])
+        if used + n_val > len(xtr_u8):
+            raise ValueError(f'--eval-on val: {used} training images + {n_val} validation images exceed the '
+                             f'{len(xtr_u8)} of the train split; lower --test-images')
+        xte_u8, yte = xtr_u8[-n_val:], ytr[-n_val:]
     n_test = min(cfg['test_images'], len(xte_u8))
     data = dict(xtr=to_tensor(xtr_u8, mean, std), ytr=torch.from_numpy(ytr),
                 xte=to_tensor(xte_u8[:n_test], mean, std), yte=torch.from_numpy(yte[:n_test]))
     os.makedirs(osp.join(args.out, 'runs'), exist_ok=True)
-    runs = []
+    for seed in args.seeds:
+        for m in args.methods:
+            path = osp.join(args.out, 'runs', f'{m}_s{seed}.json')
+            if osp.exists(path):
+                print(f'[skip] {m} seed {seed}: {path} exists', flush=True)
+                continue
+            with claim(path + '.lock') as mine:
+                if not mine or osp.exists(path):  # another worker runs it, or has just finished it
+                    print(f'[busy] {m} seed {seed}: another worker holds {path}.lock', flush=True)
+                    continue
+                t0 = time.time()
+                rec = run_one(m, seed, data, cfg, ckpt=osp.join(args.out, 'pretrained', f'{m}_s{seed}.pth'))
+                rec.update(total_wall_s=time.time() - t0, synthetic_data=args.synthetic, threads=args.threads,
+                           host_cpus=os.cpu_count())
+                with open(path + '.tmp', 'w') as f:
+                    json.dump(rec, f)
+                os.replace(path + '.tmp', path)
+                os.remove(path + '.lock')  # safe: a worker that gets the lock next sees the json and skips
+            print(f"[done] {m} seed {seed}: probe {rec.get('linear_probe_acc', float('nan')):.4f} "
+                  f"finetune {rec['finetune_acc']:.4f} wall {rec['total_wall_s']:.0f}s", flush=True)
+    runs = []  # every finished run of these seeds and methods, whichever worker wrote it
     for seed in args.seeds:
         for m in args.methods:
             path = osp.join(args.out, 'runs', f'{m}_s{seed}.json')
             if osp.exists(path):
                 with open(path) as f:
                     runs.append(json.load(f))
-                print(f'[skip] {m} seed {seed}: {path} exists', flush=True)
-                continue
-            t0 = time.time()
-            rec = run_one(m, seed, data, cfg)
-            rec['total_wall_s'] = time.time() - t0
-            rec['synthetic_data'] = args.synthetic
-            with open(path + '.tmp', 'w') as f:
-                json.dump(rec, f)
-            os.replace(path + '.tmp', path)
-            runs.append(rec)
-            print(f"[done] {m} seed {seed}: probe {rec.get('linear_probe_acc', float('nan')):.4f} "
-                  f"finetune {rec['finetune_acc']:.4f} wall {rec['total_wall_s']:.0f}s", flush=True)
+    if not runs:
+        print('no finished runs yet: nothing to aggregate', flush=True)
+        return {}
     agg = aggregate(runs, args.methods)
     with open(osp.join(args.out, 'aggregate.json'), 'w') as f:
         json.dump(dict(config=cfg, methods=agg, total_wall_s=sum(r['total_wall_s'] for r in runs)), f, indent=1)
     with open(osp.join(args.out, 'table.md'), 'w') as f:
-        f.write(table(agg))
+        f.write(table(agg) + '\n' + paired_table(agg))
     plots(runs, agg, args.out)
-    print(table(agg))
+    print(table(agg) + '\n' + paired_table(agg))
     return agg
 
 
