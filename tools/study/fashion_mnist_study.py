@@ -61,7 +61,7 @@ METHODS: Dict[str, dict] = {
 BASELINES = ('mae', 'maeplus', 'maeplus_rpe')  # every other method is compared with these, seed by seed
 
 DEFAULTS = dict(pretrain_images=10000, pretrain_epochs=5, batch_size=64, crops=4, lr=1e-3,
-                probe_images=10000, finetune_images=10000, finetune_epochs=2, finetune_lr=1e-3, layer_decay=1.,
+                probe_images=10000, finetune_images=10000, finetune_epochs=5, finetune_lr=1e-3, layer_decay=1.,
                 test_images=10000, attn_images=256)
 PILOT = dict(pretrain_images=2048, pretrain_epochs=3, batch_size=64, crops=4, lr=1e-3,
              probe_images=2000, finetune_images=2000, finetune_epochs=1, finetune_lr=1e-3, layer_decay=1.,
