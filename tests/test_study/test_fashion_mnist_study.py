@@ -7,6 +7,7 @@ import os.path as osp
 import struct
 
 import numpy as np
+import pytest
 import torch
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -93,3 +94,33 @@ def test_paired_difference_by_seed():
     assert d['n'] == 3
     np.testing.assert_allclose([d['mean'], d['std'], d['ci95']], [0.02, 0.01, 4.3027 * 0.01 / 3**0.5], atol=1e-4)
     assert study.paired_difference(runs, 'x', 'maeplus', 'linear_probe_acc') is None
+
+
+def test_positional_attack_on_a_micro_run(tmp_path):
+    spec = importlib.util.spec_from_file_location('positional_attack',
+                                                  osp.join(ROOT, 'tools', 'study', 'positional_attack.py'))
+    attack = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(attack)
+    assert attack.attacks_for('mae') == [] and attack.attacks_for('maeplus') == ['ape_embed', 'ape_coord']
+    assert attack.attacks_for('adpe_rpe_coord') == ['ape_embed', 'ape_coord', 'rpe_embed', 'rpe_coord']
+    out = str(tmp_path / 'study')
+    study.main(['--synthetic', '--methods', 'adpe_ape_coord', '--seeds', '0', '--out', out, '--pretrain-images',
+                '128', '--pretrain-epochs', '1', '--batch-size', '32', '--probe-images', '64', '--finetune-images',
+                '32', '--finetune-epochs', '1', '--test-images', '32', '--attn-images', '4'])
+    summary = attack.main(['--synthetic', '--out', out, '--methods', 'adpe_ape_coord', '--seeds', '0',
+                           '--images', '8', '--steps', '3'])
+    with open(osp.join(out, 'attack', 'adpe_ape_coord_s0.json')) as f:
+        rec = json.load(f)
+    assert set(rec['attacks']) == {'ape_embed', 'ape_coord'}
+    for name, a in rec['attacks'].items():
+        eps = attack.ATTACKS[name]['eps']
+        assert len(a['curve']) == 4 and a['curve'][0] == pytest.approx(a['clean'], abs=1e-6)  # starts at zero
+        runs = a['curve'] + a.get('curve_from_trained', [])
+        assert a['gap'] > 0 and a['attacked'] == max(runs)  # a fresh attack raises the loss
+        assert all(n <= eps + 1e-4 for n in a['adversary_norms']) and max(a['adversary_norms']) > 0
+    # only the mode it was trained against has a trained adversary to evaluate
+    own = rec['attacks']['ape_coord']
+    assert 'trained' not in rec['attacks']['ape_embed'] and len(own['curve_from_trained']) == 4
+    assert own['trained'] == own['curve_from_trained'][0] != pytest.approx(own['clean'], abs=1e-6)
+    assert summary['adpe_ape_coord']['ape_coord']['gap']['n'] == 1
+    assert osp.exists(osp.join(out, 'attack.md')) and osp.exists(osp.join(out, 'attack.json'))

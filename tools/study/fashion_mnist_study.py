@@ -139,10 +139,14 @@ def random_resized_crops(x: torch.Tensor, out_size: int, generator: torch.Genera
 
 
 # --------------------------------------------------------------------------------------------- models
-def build_pretrainer(method: str) -> nn.Module:
+def build_pretrainer(method: str, adversary: Optional[dict] = None) -> nn.Module:
+    """The pretraining model of ``method``; an MAE+ variant gets ``adversary`` instead of its own when given
+    (``positional_attack.py`` attacks every pretrained model with every adversary that fits it)."""
     import adpe_mm  # noqa: F401
     from mmpretrain.registry import MODELS
-    spec = METHODS[method]
+    spec = dict(METHODS[method])
+    if adversary is not None:
+        spec['adversary'] = adversary
     head = dict(type='MAEPretrainHead', norm_pix=True, patch_size=PATCH,
                 loss=dict(type='PixelReconstructionLoss', criterion='L2'))
     if spec['kind'] == 'mae':
@@ -415,8 +419,9 @@ def aggregate(runs: List[dict], methods: List[str]) -> dict:
 
 
 def paired_difference(runs: List[dict], method: str, baseline: str, key: str) -> Optional[dict]:
-    """``method`` - ``baseline`` of ``key`` over the seeds both have (a seed fixes the data order, crops and
-    masks of both): mean, sample std, n and the half-width of the 95% Student-t interval of the mean."""
+    """``method`` - ``baseline`` of ``key`` over the seeds both have (a seed fixes the image order of both, and
+    for two MAE+ variants also their crops and masks): mean, sample std, n and the half-width of the 95%
+    Student-t interval of the mean."""
     from scipy.stats import t as student_t
     by_seed = {(r['method'], r['seed']): r[key] for r in runs if key in r}
     diffs = [by_seed[(method, s)] - by_seed[(baseline, s)] for (m, s) in sorted(by_seed)
