@@ -134,6 +134,7 @@ def summarise(recs: List[dict]) -> dict:
         for attack in attacks_for(m):
             vals = [r['attacks'][attack] for r in rs if attack in r['attacks']]
             entry = dict(clean=study.mean_std([v['clean'] for v in vals]),
+                         attacked=study.mean_std([v['attacked'] for v in vals]),
                          gap=study.mean_std([v['gap'] for v in vals]))
             if all('trained' in v for v in vals):
                 entry['trained_gap'] = study.mean_std([v['trained'] - v['clean'] for v in vals])
@@ -148,7 +149,7 @@ def summarise(recs: List[dict]) -> dict:
 
 def table(summary: dict) -> str:
     names = list(ATTACKS)
-    lines = ['| pretrained model | clean loss | ' + ' | '.join(f'gap under {a} attack' for a in names) + ' |',
+    lines = ['| pretrained model | clean loss | ' + ' | '.join(f'{a} attack: loss (gap)' for a in names) + ' |',
              '|---' * (2 + len(names)) + '|']
     for m, entries in summary.items():
         clean = next(iter(entries.values()))['clean'] if entries else None
@@ -158,14 +159,14 @@ def table(summary: dict) -> str:
             if e is None:
                 cells.append('-')
                 continue
-            cell = study.fmt(e['gap'], 1., 4)
+            cell = f"{study.fmt(e['attacked'], 1., 3)} ({study.fmt(e['gap'], 1., 3)})"
             paired = [v for k, v in e.items() if k.startswith('gap_vs_') and v]
             if paired and paired[0]['n'] > 1:
-                cell += f" (Δ {paired[0]['mean']:+.4f} ± {paired[0]['ci95']:.4f})"
+                cell += f" Δgap {paired[0]['mean']:+.3f} ± {paired[0]['ci95']:.3f}"
             if 'trained_gap' in e:
-                cell += f" [trained adv: {e['trained_gap']['mean']:+.4f}]"
+                cell += f" [trained adv: {e['trained_gap']['mean']:+.3f}]"
             cells.append(cell)
-        lines.append(f"| {m} | {study.fmt(clean, 1., 4)} | {' | '.join(cells)} |")
+        lines.append(f"| {m} | {study.fmt(clean, 1., 3)} | {' | '.join(cells)} |")
     return '\n'.join(lines) + '\n'
 
 
