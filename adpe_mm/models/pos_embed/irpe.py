@@ -22,7 +22,7 @@ materialises every ``r_ij`` instead and is what the tests compare the fast path 
 """
 import math
 from functools import lru_cache
-from typing import Optional, Tuple
+from typing import Mapping, Optional, Tuple
 
 import torch
 from torch import nn
@@ -160,6 +160,31 @@ def _relaxed_bias(qw: torch.Tensor, lookup) -> torch.Tensor:
     return torch.einsum('bhik,ikj->bhij', qw, lookup.to(qw.dtype))
 
 
+# The lookup recorded with every table (the module's extra state) is an int64 tensor
+# [INDEX_MODES.index(index_mode), round(ratio * RATIO_SCALE)]: a tensor so that every consumer of a state dict
+# handles it like a weight (mmengine's runner broadcasts every entry at start-up, which fails on a str), int64
+# so that casting a state dict to half precision cannot change it. Codes only ever get appended.
+RATIO_SCALE = 1_000_000
+
+
+def encode_lookup(index_mode: str, ratio: float) -> torch.Tensor:
+    """The extra state of an :class:`IRPE`: its index mode and ratio as an int64 tensor [2]."""
+    return torch.tensor([INDEX_MODES.index(index_mode), round(ratio * RATIO_SCALE)], dtype=torch.int64)
+
+
+def decode_lookup(state) -> dict:
+    """``dict(index_mode=..., ratio=...)`` of an iRPE extra state: the tensor of :func:`encode_lookup`, or the
+    dict that checkpoints written before it hold. Raises ``ValueError`` naming anything else."""
+    if isinstance(state, Mapping):  # checkpoints written before the lookup became a tensor
+        return dict(index_mode=state.get('index_mode'), ratio=float(state.get('ratio')))
+    if isinstance(state, torch.Tensor) and state.shape == (2, ) and not state.is_floating_point():
+        code, scaled = (int(v) for v in state.tolist())
+        if 0 <= code < len(INDEX_MODES):
+            return dict(index_mode=INDEX_MODES[code], ratio=scaled / RATIO_SCALE)
+    raise ValueError(f'not an iRPE lookup state (expected an int64 tensor [mode code, ratio * {RATIO_SCALE}] '
+                     f'with a mode code below {len(INDEX_MODES)}, or a dict): {state!r}')
+
+
 class IRPE(nn.Module):
     """Contextual product iRPE on keys for one attention block, with an optional AdPE adversary.
 
@@ -169,7 +194,8 @@ class IRPE(nn.Module):
             which gives 7 x 7 + 1 = 50 buckets.
         index_mode (str, optional): ``'integer'`` or ``'relaxed'`` lookup. Defaults to ``'relaxed'`` when a
             coordinate adversary is attached and ``'integer'`` otherwise. It is stored in the state dict
-            (extra state) so a checkpoint cannot be loaded into a model with the other lookup.
+            with the ratio (extra state, see :func:`encode_lookup`) so a checkpoint cannot be loaded into a
+            model with another lookup.
         adversary (dict, optional): ``dict(mode='embed' | 'coord', norm='l2' | 'linf', eps=float)``.
             ``embed`` adds a per-bucket ``adv_embed`` [d, nb] to the table seen by masked query rows;
             ``coord`` shifts the offsets seen by masked query rows by ``adv_coord`` = (delta_y, delta_x)
@@ -211,15 +237,17 @@ class IRPE(nn.Module):
         return (f'head_dims={self.lookup_table.shape[0]}, buckets={self.num_buckets}, ratio={self.ratio}, '
                 f'index_mode={self.index_mode!r}, adversary={self.adversary_mode!r}')
 
-    # The lookup is part of what the table means: keep it with the weights.
-    def get_extra_state(self) -> dict:
-        return dict(index_mode=self.index_mode, ratio=self.ratio)
+    # The lookup is part of what the table means: keep it with the weights (see encode_lookup).
+    def get_extra_state(self) -> torch.Tensor:
+        return encode_lookup(self.index_mode, self.ratio)
 
-    def set_extra_state(self, state: dict) -> None:
+    def set_extra_state(self, state) -> None:
+        recorded = decode_lookup(state)
+        mine = decode_lookup(self.get_extra_state())
         for key in ('index_mode', 'ratio'):
-            if key in state and state[key] != getattr(self, key):
-                raise ValueError(f'iRPE {key} mismatch: the checkpoint has {key}={state[key]!r} but the model '
-                                 f'was built with {key}={getattr(self, key)!r}; set rpe.{key}={state[key]!r}')
+            if recorded[key] != mine[key]:
+                raise ValueError(f'iRPE {key} mismatch: the checkpoint has {key}={recorded[key]!r} but the model '
+                                 f'was built with {key}={mine[key]!r}; set rpe.{key}={recorded[key]!r}')
 
     @staticmethod
     def _layout(hw: Tuple[int, int], length: int) -> bool:

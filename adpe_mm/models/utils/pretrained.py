@@ -31,6 +31,8 @@ from mmengine.runner.checkpoint import CheckpointLoader
 from mmpretrain.models.utils import resize_pos_embed
 from torch import nn
 
+from ..pos_embed.irpe import decode_lookup
+
 # Checkpoint keys (after the prefix) that exist only in pretraining.
 PRETRAIN_ONLY_NAMES = ('mask_token', )
 ADVERSARY_PREFIX = 'adv_'
@@ -149,10 +151,10 @@ def split_encoder_state(state: Mapping[str, object], prefix: str = 'backbone.', 
 
 def recorded_rpe(encoder: Mapping[str, object]) -> Optional[dict]:
     """The iRPE lookup (``index_mode``, ``ratio``) recorded in an encoder state dict; None without iRPE."""
-    states = [v for k, v in encoder.items() if k.endswith('rpe.' + EXTRA_STATE_SUFFIX) and isinstance(v, Mapping)]
+    states = [decode_lookup(v) for k, v in encoder.items() if k.endswith('rpe.' + EXTRA_STATE_SUFFIX)]
     if not states:
         return None
-    modes = {(s.get('index_mode'), s.get('ratio')) for s in states}
+    modes = {(s['index_mode'], s['ratio']) for s in states}
     if len(modes) > 1:
         raise ValueError(f'the checkpoint mixes iRPE lookups {sorted(modes, key=str)} across blocks')
     index_mode, ratio = modes.pop()
@@ -283,8 +285,9 @@ def load_pretrained_encoder(module: nn.Module,
 def plain_state_dict(state: Mapping[str, object]) -> Dict[str, object]:
     """A copy of ``state`` that ``torch.load(weights_only=True)`` accepts without any allow-list.
 
-    Tensors become plain contiguous CPU tensors (no ``Parameter``, no shared storage with the model); iRPE
-    extra states stay the dicts of str/float they are. Anything else is refused.
+    Tensors (the iRPE lookup states included) become plain contiguous CPU tensors (no ``Parameter``, no shared
+    storage with the model); the dict lookup states of checkpoints written before they were tensors stay the
+    dicts of str/float they are. Anything else is refused.
     """
     out: Dict[str, object] = {}
     for key, value in state.items():

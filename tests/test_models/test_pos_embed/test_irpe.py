@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from adpe_mm.models.pos_embed import irpe as irpe_mod
-from adpe_mm.models.pos_embed import IRPE, bucket_index, piecewise_index, relaxed_index, relaxed_lookup_matrix
+from adpe_mm.models.pos_embed import (IRPE, bucket_index, decode_lookup, piecewise_index, relaxed_index,
+                                     relaxed_lookup_matrix)
 
 CPU = torch.device('cpu')
 A, B, G = 1.9, 3.8, 15.2  # ratio 1.9
@@ -179,10 +180,36 @@ def test_embed_adversary_only_touches_masked_rows():
 def test_index_mode_is_kept_in_the_state_dict_and_checked_on_load():
     relaxed = IRPE(16, index_mode='relaxed')
     state = relaxed.state_dict()
-    assert state['_extra_state'] == dict(index_mode='relaxed', ratio=1.9)
+    assert decode_lookup(state['_extra_state']) == dict(index_mode='relaxed', ratio=1.9)
     IRPE(16, index_mode='relaxed').load_state_dict(state)
     with pytest.raises(ValueError, match="index_mode='relaxed'"):
         IRPE(16, index_mode='integer').load_state_dict(state)
+    with pytest.raises(ValueError, match='ratio=1.9'):
+        IRPE(16, ratio=1.5, index_mode='relaxed').load_state_dict(state)
+
+
+def test_every_state_dict_entry_is_a_tensor_that_survives_a_half_cast():
+    # mmengine's runner broadcasts every state-dict entry at start-up; a str in the extra state broke that.
+    state = IRPE(16, index_mode='relaxed', adversary=dict(mode='coord', norm='linf', eps=20.)).state_dict()
+    assert all(isinstance(v, torch.Tensor) for v in state.values()), {k: type(v) for k, v in state.items()}
+    assert state['_extra_state'].dtype == torch.int64
+    halved = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    IRPE(16, index_mode='relaxed', adversary=dict(mode='coord', norm='linf', eps=20.)).load_state_dict(halved)
+
+
+def test_checkpoints_with_the_old_dict_extra_state_still_load_and_are_still_checked():
+    state = dict(IRPE(16).state_dict(), _extra_state=dict(index_mode='integer', ratio=1.9))  # pre-tensor layout
+    model = IRPE(16, index_mode='integer')
+    model.load_state_dict(state)
+    assert decode_lookup(model.state_dict()['_extra_state']) == dict(index_mode='integer', ratio=1.9)
+    with pytest.raises(ValueError, match="index_mode='integer'"):
+        IRPE(16, index_mode='relaxed').load_state_dict(state)
+
+
+@pytest.mark.parametrize('state', [torch.tensor([7, 1_900_000]), torch.tensor([0.5, 1.9]), 'relaxed'])
+def test_a_bad_lookup_state_is_refused_naming_it(state):
+    with pytest.raises(ValueError, match='not an iRPE lookup state'):
+        decode_lookup(state)
 
 
 @pytest.mark.parametrize('kwargs,match', [
