@@ -6,7 +6,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
 from mmpretrain.registry import HOOKS
 
-from adpe_mm.engine.optim_wrappers import AdversaryOptimMixin
+from adpe_mm.engine.optim_wrappers import WRAPPER_HINT, AdversaryOptimMixin
 from adpe_mm.models.utils.adversary import is_adversary
 
 DEFAULT_INTERVAL = 50
@@ -18,7 +18,9 @@ class AdversaryHook(Hook):
 
     ``before_train`` raises ``RuntimeError`` when the model has adversaries (``adv_`` parameters) but the
     optimizer wrapper is not an adversarial one (they would descend the loss like any weight), or when an
-    adversary is missing from the optimizer. The opposite mistake, an adversarial wrapper without
+    adversary is missing from the optimizer. (The first case is refused without this hook too, at the first
+    optimizer step, by :func:`~adpe_mm.engine.optim_wrappers.refuse_unwrapped_adversaries`; the hook says it
+    before training, with the parameter names.) The opposite mistake, an adversarial wrapper without
     adversaries, is already a ``ValueError`` of the wrapper. Models without adversaries with a plain wrapper
     pass and log nothing, so the hook may stay in a shared base config.
 
@@ -57,9 +59,7 @@ class AdversaryHook(Hook):
             names = [name for name, _ in adversaries]
             raise RuntimeError(
                 f'the model has adversaries {names} but the optimizer wrapper is '
-                f'{type(optim_wrapper).__name__}, which would make them descend the loss; use '
-                "optim_wrapper=dict(type='AdvOptimWrapper' or 'AmpAdvOptimWrapper', paramwise_cfg=dict("
-                "custom_keys={'adv_': dict(decay_mult=0., maximize=True)}), ...)")
+                f'{type(optim_wrapper).__name__}, which would make them descend the loss; use {WRAPPER_HINT}')
         optimized = {id(p) for w in self._wrappers for p in w.adversaries}
         missing = [name for name, p in adversaries if id(p) not in optimized]
         if missing:

@@ -1,7 +1,7 @@
-from .adversarial_optim_wrapper import (AdversaryOptimMixin, AdvOptimWrapper, AmpAdvOptimWrapper,
-                                        adversary_norm, transform_adversary_grad_)
+from .adversarial_optim_wrapper import (WRAPPER_HINT, AdversaryOptimMixin, AdvOptimWrapper, AmpAdvOptimWrapper,
+                                        adversary_norm, refuse_unwrapped_adversaries, transform_adversary_grad_)
 
 __all__ = [
-    'AdversaryOptimMixin', 'AdvOptimWrapper', 'AmpAdvOptimWrapper', 'adversary_norm',
-    'transform_adversary_grad_'
+    'AdversaryOptimMixin', 'AdvOptimWrapper', 'AmpAdvOptimWrapper', 'WRAPPER_HINT', 'adversary_norm',
+    'refuse_unwrapped_adversaries', 'transform_adversary_grad_'
 ]

@@ -9,7 +9,10 @@ mmengine's :class:`OptimWrapper` / :class:`AmpOptimWrapper`:
 - gradient clipping that sees only the ordinary parameters;
 - an optional transform of the adversary gradients (``'sign'``, ``'l2_normalize'``) and an optional plain
   ascent update ``delta += lr * g`` in place of the optimizer's rule (PGD);
-- projection of every adversary onto its ball after every real optimizer step.
+- projection of every adversary onto its ball after every real optimizer step;
+- a guard, installed at import for every torch optimizer in the process, that refuses the first step of an
+  optimizer that holds adversaries but is not driven by one of these wrappers (a plain ``OptimWrapper``
+  would make them descend, decay and never be projected), whatever hooks the config has.
 
 The last two run in torch optimizer step hooks (``Optimizer.register_step_pre_hook`` /
 ``register_step_post_hook``), not in an overridden ``step``: ``GradScaler.step`` only calls
@@ -17,6 +20,7 @@ The last two run in torch optimizer step hooks (``Optimizer.register_step_pre_ho
 gradients and run exactly on real steps, in both wrappers, without re-implementing ``AmpOptimWrapper.step``
 or reading the scaler's private state. Gradient accumulation and the update counting stay mmengine's.
 """
+import weakref
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
@@ -26,6 +30,7 @@ from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmpretrain.registry import OPTIM_WRAPPERS
 from torch import nn
 from torch.optim import Optimizer
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from adpe_mm.models.utils.adversary import is_adversary, project_
 
@@ -53,6 +58,40 @@ def adversary_norm(param: torch.Tensor) -> torch.Tensor:
     return param.detach().float().abs().max()
 
 
+# The torch optimizers whose adversaries an adversarial wrapper drives, and those the guard has cleared (with
+# the number of param groups it saw, so that a group added later is checked too).
+_ADVERSARIAL_OPTIMIZERS: 'weakref.WeakSet[Optimizer]' = weakref.WeakSet()
+_CLEARED: 'weakref.WeakKeyDictionary[Optimizer, int]' = weakref.WeakKeyDictionary()
+WRAPPER_HINT = ("optim_wrapper=dict(type='AdvOptimWrapper' (or 'AmpAdvOptimWrapper'), paramwise_cfg=dict("
+                "custom_keys={'adv_': dict(decay_mult=0., maximize=True)}), ...)")
+
+
+def refuse_unwrapped_adversaries(optimizer: Optimizer, args=(), kwargs=None) -> None:
+    """Raise ``RuntimeError`` before the step of an optimizer that holds adversaries outside an adversarial
+    wrapper, naming the param group, the adversaries and the wrapper to use.
+
+    Installed with ``torch.optim.optimizer.register_optimizer_step_pre_hook`` when this module is imported, so
+    it guards every optimizer (DDP or not, with or without ``AdversaryHook``); each optimizer is checked once
+    (again when it gains a param group).
+    """
+    if _CLEARED.get(optimizer) == len(optimizer.param_groups):
+        return
+    if optimizer not in _ADVERSARIAL_OPTIMIZERS:
+        for i, group in enumerate(optimizer.param_groups):
+            advs = [p for p in group['params'] if is_adversary(p)]
+            if advs:
+                balls = [f'{tuple(p.shape)} in an {p.adv_ball.norm} ball of eps {p.adv_ball.eps:g}' for p in advs]
+                raise RuntimeError(
+                    f'param group {i} of {type(optimizer).__name__} holds adversaries ({"; ".join(balls)}) but no '
+                    'adversarial optimizer wrapper drives it: with a plain OptimWrapper / AmpOptimWrapper they '
+                    'would descend the loss, take weight decay and never be projected onto their ball. Use '
+                    f'{WRAPPER_HINT}, or build the model without model.adversary')
+    _CLEARED[optimizer] = len(optimizer.param_groups)
+
+
+register_optimizer_step_pre_hook(refuse_unwrapped_adversaries)
+
+
 class AdversaryOptimMixin:
     """The adversary logic shared by :class:`AdvOptimWrapper` and :class:`AmpAdvOptimWrapper`.
 
@@ -71,6 +110,7 @@ class AdversaryOptimMixin:
         self.adv_grad_transform = adv_grad_transform
         self.adv_update = adv_update
         self._check_param_groups()
+        _ADVERSARIAL_OPTIMIZERS.add(self.optimizer)
         # Gradients the optimizer must not see in 'ascent' mode, held from the pre- to the post-hook.
         self._hidden_adv_grads: List[Tuple[nn.Parameter, torch.Tensor]] = []
         self._adv_hook_handles = (

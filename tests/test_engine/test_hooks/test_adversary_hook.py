@@ -111,7 +111,7 @@ def test_ddp_wrapped_model_is_unwrapped_for_the_check():
         dist.destroy_process_group()
 
 
-def toy_runner(tmp_path, optim_wrapper):
+def toy_runner(tmp_path, optim_wrapper, custom_hooks=(dict(type='AdversaryHook'), )):
     g = torch.Generator().manual_seed(0)
     dataset = [dict(inputs=torch.randn(4, generator=g), targets=torch.randn(1, generator=g))
                for _ in range(16)]
@@ -123,7 +123,7 @@ def toy_runner(tmp_path, optim_wrapper):
         train_cfg=dict(by_epoch=False, max_iters=6),
         optim_wrapper=optim_wrapper,
         default_hooks=dict(logger=dict(type='LoggerHook', interval=2), checkpoint=None),
-        custom_hooks=[dict(type='AdversaryHook')],
+        custom_hooks=list(custom_hooks),
         default_scope='mmpretrain',
         experiment_name=f'adv-hook-{tmp_path.name}')
 
@@ -141,3 +141,23 @@ def test_runner_with_plain_optim_wrapper_and_adversarial_model_fails_before_trai
     runner = toy_runner(tmp_path, dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1)))
     with pytest.raises(RuntimeError, match='AdvOptimWrapper'):
         runner.train()
+
+
+def test_without_the_hook_a_plain_optim_wrapper_is_refused_at_the_first_step_and_nothing_moves(tmp_path):
+    runner = toy_runner(tmp_path, dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=0.1)), custom_hooks=())
+    before = {k: v.clone() for k, v in runner.model.state_dict().items()}
+    with pytest.raises(RuntimeError, match=r'param group 0 of AdamW holds adversaries \(\(4,\) in an l2 ball of '
+                                           r'eps 0.5\).*AdvOptimWrapper'):
+        runner.train()
+    assert all(torch.equal(v, runner.model.state_dict()[k]) for k, v in before.items())
+
+
+def test_the_guard_checks_a_param_group_added_after_the_first_step():
+    model = ToyModel()
+    optimizer = torch.optim.SGD(model.linear.parameters(), lr=0.1)
+    wrapper = OptimWrapper(optimizer)
+    wrapper.update_params(model(torch.randn(2, 4), torch.randn(2, 1), mode='loss')['loss'])  # no adversary: fine
+    optimizer.add_param_group(dict(params=[model.adv_delta]))
+    with pytest.raises(RuntimeError, match='param group 1 of SGD'):
+        wrapper.update_params(model(torch.randn(2, 4), torch.randn(2, 1), mode='loss')['loss'])
+    assert model.adv_delta.abs().sum() == 0
