@@ -11,7 +11,9 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=100),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1),
+    # mmengine's CheckpointHook, but a checkpoint is complete whenever it has its name and old ones are
+    # deleted only after the new one is on disk (adpe_mm/engine/hooks/atomic_checkpoint_hook.py).
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='VisualizationHook', enable=False),
 )

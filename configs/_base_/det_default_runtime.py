@@ -6,7 +6,7 @@ default_scope = 'mmdet'
 custom_imports = dict(imports=['adpe_mm', 'adpe_mm.det'], allow_failed_imports=False)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=10000, max_keep_ckpts=3),
+    checkpoint=dict(type='AtomicCheckpointHook', by_epoch=False, interval=10000, max_keep_ckpts=3),
     visualization=dict(_delete_=True, type='DetVisualizationHook'))
 visualizer = dict(_delete_=True, type='DetLocalVisualizer', vis_backends=[dict(type='LocalVisBackend')],
                   name='visualizer')

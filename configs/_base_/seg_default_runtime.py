@@ -6,7 +6,7 @@ default_scope = 'mmseg'
 custom_imports = dict(imports=['adpe_mm', 'adpe_mm.seg'], allow_failed_imports=False)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=16000, max_keep_ckpts=3),
+    checkpoint=dict(type='AtomicCheckpointHook', by_epoch=False, interval=16000, max_keep_ckpts=3),
     visualization=dict(_delete_=True, type='SegVisualizationHook'))
 visualizer = dict(_delete_=True, type='SegLocalVisualizer', vis_backends=[dict(type='LocalVisBackend')],
                   name='visualizer')

@@ -7,5 +7,5 @@ _base_ = [
     '../_base_/schedules/finetune_adamw-1024_ld0.75-coslr-100e.py',
     '../_base_/default_runtime.py',
 ]
-default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3))
+default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3))
 randomness = dict(seed=0, diff_rank_seed=True)

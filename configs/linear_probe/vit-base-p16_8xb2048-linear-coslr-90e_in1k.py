@@ -7,6 +7,6 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3),
     logger=dict(type='LoggerHook', interval=10))
 randomness = dict(seed=0, diff_rank_seed=True)

@@ -25,7 +25,7 @@ param_scheduler = [
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=300)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=20),
-    checkpoint=dict(type='CheckpointHook', interval=100, by_epoch=False, max_keep_ckpts=2))
+    checkpoint=dict(type='AtomicCheckpointHook', interval=100, by_epoch=False, max_keep_ckpts=2))
 custom_hooks = [dict(type='ReconstructionHook', interval=100, num_images=4)]
 log_processor = dict(by_epoch=False)
 randomness = dict(seed=0)

@@ -76,7 +76,7 @@ param_scheduler = [
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=20)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=5),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=10))
+    checkpoint=dict(type='AtomicCheckpointHook', by_epoch=False, interval=10))
 log_processor = dict(by_epoch=False)
 
 randomness = dict(seed=0, diff_rank_seed=True)

@@ -1,5 +1,6 @@
 from .adversary_hook import AdversaryHook
+from .atomic_checkpoint_hook import AtomicCheckpointHook
 from .reconstruction_hook import ReconstructionHook
 
-__all__ = ['AdversaryHook', 'ReconstructionHook']
+__all__ = ['AdversaryHook', 'AtomicCheckpointHook', 'ReconstructionHook']
 from .attention_distance_hook import AttentionDistanceHook  # noqa: E402,F401
