@@ -1,19 +1,25 @@
-"""tools/dist_train.sh: two CPU processes (gloo) train the smoke config and write a checkpoint."""
+"""tools/dist_train.sh with two CPU processes (gloo): the smoke config writes a checkpoint, and every tiny
+pretraining config (MAE, MAE+ with APE and iRPE, each AdPE mode, FGSM) starts, trains and ends with the same
+weights and adversaries on both ranks."""
 import glob
 import os.path as osp
-import socket
 
 import pytest
 import torch
 
 import adpe_mm  # noqa: F401  (torch.load of runner checkpoints)
+from adpe_mm.models.pos_embed import decode_lookup
 from conftest import REPO_ROOT, SMOKE_CONFIG, run_tool, tool_env
+from dist_helpers import differing_entries, dist_train, free_port, run_log, with_rank_states
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+MAIN_JOB = osp.join(REPO_ROOT, 'configs', 'mae_plus', 'maeplus_vit-tiny-p16_4x112-1xb8-300iter_embedded.py')
+# Every CPU-sized config on the embedded photos (not the _base_ files), and MAE+ with iRPE, which has no file
+# of its own at tiny size.
+TINY = sorted(p for p in glob.glob(osp.join(REPO_ROOT, 'configs', '**', '*_embedded*.py'), recursive=True)
+              if f'{osp.sep}_base_{osp.sep}' not in p)
+RUNS = [(p, None) for p in TINY] + [(MAIN_JOB, 'irpe')]
+IRPE = {'model.backbone.rpe': dict(ratio=1.9), 'model.neck.rpe': dict(ratio=1.9)}
+ITERS = 4
 
 
 @pytest.fixture(scope='module')
@@ -40,3 +46,27 @@ def test_rank_zero_writes_the_checkpoint(dist_run):
     assert ckpt['meta']['iter'] == 4
     # mmengine saves the unwrapped model: no DDP 'module.' prefix.
     assert not any(k.startswith('module.') for k in ckpt['state_dict'])
+
+
+@pytest.mark.parametrize('config,variant', RUNS,
+                         ids=[osp.basename(p) + (f'+{v}' if v else '') for p, v in RUNS])
+def test_every_tiny_config_trains_on_two_ranks_and_they_end_identical(config, variant, embedded_data, tmp_path):
+    changes = dict(IRPE if variant == 'irpe' else {})
+    # A constant lr (no warm-up) so that every adversary and iRPE table moves within the few iterations.
+    changes.update({'train_cfg.max_iters': ITERS, 'param_scheduler': [], 'default_hooks.logger.interval': 1,
+                    'default_hooks.checkpoint.interval': ITERS, 'train_dataloader.num_workers': 0,
+                    'train_dataloader.persistent_workers': False,
+                    'train_dataloader.dataset.data_root': embedded_data})
+    cfg = with_rank_states(config, str(tmp_path / 'config.py'), changes)
+    work_dir = str(tmp_path / 'work')
+    _, states = dist_train(cfg, work_dir)
+    assert 'GPU number: 2' in run_log(work_dir)
+
+    assert differing_entries(states) == []
+    saved = torch.load(osp.join(work_dir, f'iter_{ITERS}.pth'), weights_only=True)['state_dict']
+    assert differing_entries([saved, states[1]]) == []
+    adversaries = {k: v for k, v in states[0].items() if '.adv_' in k}
+    assert ('adpe-' in osp.basename(config)) == bool(adversaries)
+    assert all(v.abs().sum() > 0 for v in adversaries.values()), adversaries  # they did move, on both ranks
+    lookups = [decode_lookup(v) for k, v in states[0].items() if k.endswith('rpe._extra_state')]
+    assert bool(lookups) == ('rpe' in osp.basename(config) or variant == 'irpe')

@@ -9,31 +9,14 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 import adpe_mm  # noqa: F401
+from adpe_mm.models.pos_embed import decode_lookup
 from adpe_mm.models.utils.pretrained import load_pretrained_encoder
 from conftest import REPO_ROOT, run_tool
-from transfer_helpers import (PYTHON, TEST, TINY_ARCH, TRAIN, last_checkpoint, metric_value,
-                              write)
+from transfer_helpers import PYTHON, TEST, TRAIN, last_checkpoint, metric_value, tiny_classifier_config
 from transfer_helpers import ckpts  # noqa: F401  (session fixture: the tiny pretraining checkpoints)
 
 CONFIGS = sorted(glob.glob(osp.join(REPO_ROOT, 'configs', 'finetune', '*.py')) +
                  glob.glob(osp.join(REPO_ROOT, 'configs', 'linear_probe', '*.py')))
-
-# The real config at tiny width on the embedded photos: one epoch of 8 images (2 iterations of 4), validation
-# on 16 images. Everything else (pipeline with RandAug/erasing, mixup/cutmix, layer decay, schedule) is the
-# config's own.
-TINY = """
-_base_ = [{config!r}]
-num_classes = 22
-model = dict(backbone=dict(arch=dict(_delete_=True, **{arch!r}), init_cfg=dict(checkpoint={ckpt!r}){frozen}),
-             head=dict(num_classes=num_classes, in_channels={dims}){neck})
-data_preprocessor = dict(num_classes=num_classes)
-data = dict(type='CustomDataset', data_root={data!r}, ann_file='meta/train.txt', data_prefix='train')
-train_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False, dataset=dict(data, indices=8))
-val_dataloader = dict(batch_size=8, num_workers=0, persistent_workers=False, dataset=dict(data, indices=16))
-test_dataloader = val_dataloader
-train_cfg = dict(max_epochs=1)
-default_hooks = dict(logger=dict(interval=1))
-"""
 
 RUNS = [
     ('finetune/vit-base-p16_8xb128-coslr-100e_in1k.py', 'ape'),
@@ -41,15 +24,6 @@ RUNS = [
     ('linear_probe/vit-base-p16_8xb2048-linear-coslr-90e_in1k.py', 'ape'),
     ('linear_probe/vit-base-p16-rpe_8xb2048-linear-coslr-90e_in1k.py', 'rpe'),
 ]
-
-
-def tiny_config(tmp, config, ckpt, data_root):
-    neck = frozen = ''
-    if 'linear_probe' in config:  # the tiny encoder has 4 blocks: freeze them all
-        neck, frozen = ', neck=dict(input_features=128)', f', frozen_stages={TINY_ARCH["num_layers"]}'
-    return write(str(tmp / ('tiny_' + osp.basename(config))), TINY.format(
-        config=osp.join(REPO_ROOT, 'configs', config), arch=TINY_ARCH, ckpt=ckpt, dims=TINY_ARCH['embed_dims'],
-        neck=neck, frozen=frozen, data=data_root))
 
 
 @pytest.mark.parametrize('config', CONFIGS, ids=osp.basename)
@@ -80,7 +54,7 @@ def test_config_builds_model_and_layer_decay_optimizer_through_stock_registries(
 @pytest.mark.parametrize('config,pe', RUNS, ids=[osp.basename(c) for c, _ in RUNS])
 def test_tiny_run_loads_the_adpe_encoder_trains_and_reports_accuracy(config, pe, ckpts, embedded_data, tmp_path):
     ckpt = ckpts[pe]
-    tiny = tiny_config(tmp_path, config, ckpt, embedded_data)
+    tiny = tiny_classifier_config(str(tmp_path), config, ckpt, embedded_data)
 
     # the backbone of this very config takes the encoder with nothing missing
     from mmpretrain.registry import MODELS
@@ -107,4 +81,4 @@ def test_tiny_run_loads_the_adpe_encoder_trains_and_reports_accuracy(config, pe,
     else:
         assert not torch.equal(after[qkv], state[qkv])
     if pe == 'rpe':
-        assert after['backbone.layers.0.attn.rpe._extra_state']['index_mode'] == 'relaxed'
+        assert decode_lookup(after['backbone.layers.0.attn.rpe._extra_state'])['index_mode'] == 'relaxed'
