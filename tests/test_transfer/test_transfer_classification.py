@@ -15,14 +15,15 @@ from conftest import REPO_ROOT, run_tool
 from transfer_helpers import PYTHON, TEST, TRAIN, last_checkpoint, metric_value, tiny_classifier_config
 from transfer_helpers import ckpts  # noqa: F401  (session fixture: the tiny pretraining checkpoints)
 
-CONFIGS = sorted(glob.glob(osp.join(REPO_ROOT, 'configs', 'finetune', '*.py')) +
-                 glob.glob(osp.join(REPO_ROOT, 'configs', 'linear_probe', '*.py')))
+CONFIGS = sorted(p for p in glob.glob(osp.join(REPO_ROOT, 'configs', 'finetune', '*.py')) +
+                 glob.glob(osp.join(REPO_ROOT, 'configs', 'linear_probe', '*.py')) if not p.endswith('_embedded.py'))
 
+# The embedded children of the ImageNet configs (their recipes at the tiny width on data/embedded).
 RUNS = [
-    ('finetune/vit-base-p16_8xb128-coslr-100e_in1k.py', 'ape'),
-    ('finetune/vit-base-p16-rpe_8xb128-coslr-100e_in1k.py', 'rpe'),
-    ('linear_probe/vit-base-p16_8xb2048-linear-coslr-90e_in1k.py', 'ape'),
-    ('linear_probe/vit-base-p16-rpe_8xb2048-linear-coslr-90e_in1k.py', 'rpe'),
+    ('finetune/vit-tiny-p16_1xb8-coslr-10e_embedded.py', 'ape'),
+    ('finetune/vit-tiny-p16-rpe_1xb8-coslr-10e_embedded.py', 'rpe'),
+    ('linear_probe/vit-tiny-p16_1xb8-linear-coslr-10e_embedded.py', 'ape'),
+    ('linear_probe/vit-tiny-p16-rpe_1xb8-linear-coslr-10e_embedded.py', 'rpe'),
 ]
 
 

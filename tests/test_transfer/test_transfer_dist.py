@@ -10,7 +10,7 @@ from transfer_helpers import ckpts  # noqa: F401  (session fixture: the tiny pre
 
 
 def test_irpe_finetune_config_trains_on_two_ranks_and_they_end_identical(ckpts, embedded_data, tmp_path):
-    tiny = tiny_classifier_config(str(tmp_path), 'finetune/vit-base-p16-rpe_8xb128-coslr-100e_in1k.py',
+    tiny = tiny_classifier_config(str(tmp_path), 'finetune/vit-tiny-p16-rpe_1xb8-coslr-10e_embedded.py',
                                   ckpts['rpe'], embedded_data)
     # 16 images: one epoch is 2 iterations of 4 images on each of the 2 ranks, then a distributed validation.
     cfg = with_rank_states(tiny, str(tmp_path / 'config.py'), {'train_dataloader.dataset.indices': 16})

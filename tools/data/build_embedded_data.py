@@ -6,6 +6,10 @@ Writes ``<out>/embedded/``::
 
     train/<class>/<name>.png   one folder per class, every image RGB, short side >= 112 px
     meta/train.txt             mmpretrain annotation file: "<class>/<name>.png <label>" (paths relative to train/)
+    meta/val.txt               the same list, for the evaluation side of the downstream configs (*_embedded.py
+                               in configs/finetune/ and configs/linear_probe/). Not a held-out split: the set
+                               is too small for one (most classes have one photo), so the accuracy it gives
+                               shows that a pipeline works and that a model fits, not that it generalises.
     meta/classes.txt           the class folder names; line i is label i (sorted, as CustomDataset does)
     sources.json               per image: source package and version, original file, licence, sha256 of both
     SOURCES.md                 the same for people
@@ -247,8 +251,9 @@ def build(out: str, verbose: bool = True) -> Dict:
     classes = sorted({img['class'] for img in images})
     label = {c: i for i, c in enumerate(classes)}
     os.makedirs(osp.join(root, 'meta'), exist_ok=True)
-    write_if_changed(osp.join(root, 'meta', 'train.txt'),
-                     ''.join(f"{img['file']} {label[img['class']]}\n" for img in images))
+    annotations = ''.join(f"{img['file']} {label[img['class']]}\n" for img in images)
+    for split in ('train', 'val'):  # val.txt: see the module docstring
+        write_if_changed(osp.join(root, 'meta', f'{split}.txt'), annotations)
     write_if_changed(osp.join(root, 'meta', 'classes.txt'), ''.join(f'{c}\n' for c in classes))
     manifest = dict(description='Real photographs bundled with installed Python packages, assembled by '
                                 'tools/data/build_embedded_data.py', recipe=RECIPE, classes=classes,
