@@ -28,3 +28,20 @@ def test_tiny_config_trains_and_writes_reconstructions(config, tmp_path, embedde
     assert len([r for r in logs if 'loss' in r]) == 3
     if '/adpe/' in config:  # AdversaryHook logs the adversary's size, the model the loss gap
         assert all('adv_norm' in r and 'adv_gap' in r for r in logs if 'loss' in r)
+
+
+def test_tensorboard_gets_the_loss_and_the_reconstruction_panels(tmp_path, embedded_data):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    run_tool([sys.executable, 'tools/train.py', MAIN_JOB, '--work-dir', str(tmp_path), '--tensorboard',
+              '--cfg-options', 'train_cfg.max_iters=2', 'default_hooks.checkpoint.interval=2',
+              'default_hooks.logger.interval=1', 'custom_hooks.0.interval=2', 'train_dataloader.batch_size=2',
+              'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
+              f'train_dataloader.dataset.data_root={embedded_data}'], cwd=REPO_ROOT)
+    events = glob.glob(str(tmp_path / '*' / 'vis_data' / 'events.out.tfevents.*'))
+    assert len(events) == 1
+    acc = EventAccumulator(events[0], size_guidance={'images': 0})
+    acc.Reload()
+    assert [e.step for e in acc.Scalars('loss')] == [1, 2]
+    panels = acc.Images('reconstructions')
+    assert [p.step for p in panels] == [2, 2]  # at the interval and after training
+    assert (panels[0].width, panels[0].height) == (4 * 112, 4 * 112)

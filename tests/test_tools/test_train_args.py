@@ -34,7 +34,41 @@ def merged(train_tool, *argv, cfg=None):
 def test_amp_switches_to_the_mixed_precision_wrapper(train_tool, before, after):
     cfg = Config.fromfile(SMOKE_CONFIG)
     cfg.optim_wrapper.type = before
-    assert merged(train_tool, '--amp', cfg=cfg).optim_wrapper.type == after
+    train_tool.switch_to_amp(cfg.optim_wrapper, gpu=True)
+    assert cfg.optim_wrapper.type == after and 'dtype' not in cfg.optim_wrapper
+
+
+def test_amp_without_a_gpu_runs_the_adversarial_wrapper_in_bfloat16(train_tool):
+    cfg = Config.fromfile(SMOKE_CONFIG)
+    cfg.optim_wrapper.type = 'AdvOptimWrapper'
+    train_tool.switch_to_amp(cfg.optim_wrapper, gpu=False)
+    assert cfg.optim_wrapper.type == 'AmpAdvOptimWrapper' and cfg.optim_wrapper.dtype == 'bfloat16'
+
+
+def test_amp_without_a_gpu_refuses_a_plain_wrapper_saying_what_to_do(train_tool):
+    cfg = Config.fromfile(SMOKE_CONFIG)
+    with pytest.raises(ValueError, match='AmpOptimWrapper .* needs a GPU.*without --amp'):
+        train_tool.switch_to_amp(cfg.optim_wrapper, gpu=False)
+
+
+def test_auto_scale_lr_counts_gradient_accumulation(train_tool):
+    config = osp.join(REPO_ROOT, 'configs', 'mae_plus', 'maeplus_vit-base-p16_4x112-8xb128-accum4-amp-coslr-400e_in1k.py')
+    args = train_tool.parse_args([config, '--auto-scale-lr'])
+    cfg = train_tool.merge_args(Config.fromfile(config), args)
+    # mmengine scales by world x 128 / base; with base 4096 / 4 = 1024, 8 GPUs x 128 keep the lr as written
+    assert cfg.auto_scale_lr == dict(enable=True, base_batch_size=1024)
+    assert Config.fromfile(config).auto_scale_lr.enable is False  # off unless asked for
+
+
+def test_auto_scale_lr_needs_a_base_batch_size(train_tool):
+    with pytest.raises(ValueError, match='auto_scale_lr'):
+        merged(train_tool, '--auto-scale-lr')
+
+
+def test_no_validate_and_tensorboard(train_tool):
+    cfg = merged(train_tool, '--no-validate', '--tensorboard')
+    assert cfg.val_cfg is None and cfg.val_dataloader is None and cfg.val_evaluator is None
+    assert [b['type'] for b in cfg.visualizer.vis_backends][-1] == 'TensorboardVisBackend'
 
 
 def test_amp_rejects_an_unknown_wrapper(train_tool):

@@ -15,7 +15,8 @@ from ...visualization import reconstruction_panel
 
 @HOOKS.register_module()
 class ReconstructionHook(Hook):
-    """Every ``interval`` iterations and after training, save ``<work_dir>/reconstructions/iter_<n>.png``.
+    """Every ``interval`` iterations and after training, save ``<work_dir>/reconstructions/iter_<n>.png``
+    and send the same panel (RGB) to the runner's visualizer as image ``reconstructions`` at step ``n``.
 
     The probe is the first ``num_images`` crops of the first training batch, kept for the whole run, and
     its mask is drawn from a private generator with a fixed seed, so the panels are comparable across
@@ -72,5 +73,7 @@ class ReconstructionHook(Hook):
         model.train(was_training)
         path = osp.join(runner.work_dir, 'reconstructions', f'iter_{iteration}.png')
         mmcv.imwrite(panel[..., ::-1], path)  # RGB -> BGR for cv2
+        # and to the visualizer's backends (TensorBoard with tools/train.py --tensorboard)
+        runner.visualizer.add_image('reconstructions', panel, step=iteration)
         runner.logger.info(f'reconstructions written to {path}')
         return path

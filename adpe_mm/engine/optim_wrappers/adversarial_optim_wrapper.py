@@ -272,7 +272,7 @@ class AdvOptimWrapper(AdversaryOptimMixin, OptimWrapper):
         self._setup_adversaries(adv_grad_transform, adv_update)
 
 
-def _has_amp_device() -> bool:
+def has_amp_device() -> bool:
     # the devices AmpOptimWrapper accepts
     return is_cuda_available() or is_npu_available() or is_mlu_available() or is_musa_available()
 
@@ -315,7 +315,7 @@ class AmpAdvOptimWrapper(AdversaryOptimMixin, AmpOptimWrapper):
                  dtype: Union[str, torch.dtype, None] = None,
                  use_fsdp: bool = False,
                  **kwargs):
-        if _has_amp_device():
+        if has_amp_device():
             super().__init__(
                 optimizer=optimizer, loss_scale=loss_scale, dtype=dtype, use_fsdp=use_fsdp, **kwargs)
         else:
