@@ -22,7 +22,8 @@ val_dataloader = dict(
     batch_size=8, num_workers=0, persistent_workers=False,
     dataset=dict(type='CustomDataset', data_root=data_root, ann_file='meta/val.txt', data_prefix='train'))
 test_dataloader = val_dataloader
-optim_wrapper = dict(optimizer=dict(lr=0.1))
+# LARS lr 3.0: the best of 0.1 / 1.0 / 3.0 on these photos after 10 epochs (top-1 5.4 / 27.0 / 37.8%).
+optim_wrapper = dict(optimizer=dict(lr=3.0))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-2, by_epoch=True, begin=0, end=1, convert_to_iter_based=True),
     dict(type='CosineAnnealingLR', T_max=9, by_epoch=True, begin=1, end=10, eta_min=0.0,
