@@ -69,7 +69,7 @@ else
         mkdir -p "$WHEELDIR"
         wheel="$(ls "$WHEELDIR"/mmcv-"$MMCV_VER"-"$PYTAG"-*.whl 2>/dev/null | head -n 1 || true)"
         if [ -z "$wheel" ]; then
-            step "building $MMCV_PIN with CPU ops from source (about 15 minutes on 2 cores)"
+            step "building $MMCV_PIN with CPU ops from source (8-17 minutes on 2 cores)"
             work="$(mktemp -d)"
             "$PY" -m pip download -q --no-deps --no-binary :all: --no-build-isolation -d "$work" "$MMCV_PIN"
             tar -xzf "$work"/mmcv-"$MMCV_VER".tar.gz -C "$work"

@@ -22,4 +22,5 @@ param_scheduler = [
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters // 10)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
+# The lr is for a total batch of 64 (8 GPUs x 8); tools/train.py --auto-scale-lr rescales it to yours.
 auto_scale_lr = dict(base_batch_size=64)

@@ -11,4 +11,5 @@ param_scheduler = [
 train_cfg = dict(by_epoch=True, max_epochs=90, val_interval=1)
 val_cfg = dict()
 test_cfg = dict()
+# lr 6.4 is for a total batch of 16384; tools/train.py --auto-scale-lr rescales it to yours.
 auto_scale_lr = dict(base_batch_size=16384)

@@ -2,7 +2,8 @@
 # steps), AdamW (0.9, 0.95), lr 1.5e-4 x 4096 / 256, wd 0.05 except norms, biases, tokens and positional
 # embeddings (APE and iRPE tables), 20 warmup epochs then cosine (40 for 1600 epochs), AMP, no clipping.
 # Also the pretraining runtime (it inherits default_runtime.py and sets resume, checkpoints, seed).
-# The lr is written out for 4096: mmengine's auto_scale_lr ignores accumulative_counts, so it stays off.
+# The lr is written out for 4096 and stays so whatever the batch. On fewer GPUs pass tools/train.py
+# --auto-scale-lr: it scales by (GPUs x 128 x accumulative_counts) / 4096 (mmengine alone ignores accumulation).
 _base_ = '../default_runtime.py'
 
 optim_wrapper = dict(

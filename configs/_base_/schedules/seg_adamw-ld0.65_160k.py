@@ -21,4 +21,5 @@ param_scheduler = [
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=16000)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
+# The lr is for a total batch of 16 (8 GPUs x 2); tools/train.py --auto-scale-lr rescales it to yours.
 auto_scale_lr = dict(base_batch_size=16)
