@@ -330,7 +330,7 @@ def check(root: str = ROOT) -> List[str]:
     for rel, content in expected.items():
         current = open(osp.join(root, rel)).read() if osp.exists(osp.join(root, rel)) else None
         if current != content:
-            problems.append(f'{rel} is out of date: run python tools/misc/check_metafile.py --write')
+            problems.append(f'{rel} is out of date: run .venv/bin/python tools/misc/check_metafile.py --write')
     problems += [f'{d["config"]} could not be loaded ({d["error"]})' for d in descs if 'error' in d]
     return problems
 
