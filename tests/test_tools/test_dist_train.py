@@ -13,10 +13,13 @@ from conftest import REPO_ROOT, SMOKE_CONFIG, run_tool, tool_env
 from dist_helpers import differing_entries, dist_train, free_port, run_log, with_rank_states
 
 MAIN_JOB = osp.join(REPO_ROOT, 'configs', 'mae_plus', 'maeplus_vit-tiny-p16_4x112-1xb8-300iter_embedded.py')
-# Every CPU-sized config on the embedded photos (not the _base_ files), and MAE+ with iRPE, which has no file
-# of its own at tiny size.
+# Every CPU-sized pretraining config on the embedded photos (not the _base_ files, and not the epoch-based
+# downstream ones, which tests/test_transfer/test_transfer_dist.py runs), and MAE+ with iRPE, which has no
+# file of its own at tiny size.
+DOWNSTREAM = ('finetune', 'linear_probe')
 TINY = sorted(p for p in glob.glob(osp.join(REPO_ROOT, 'configs', '**', '*_embedded*.py'), recursive=True)
-              if f'{osp.sep}_base_{osp.sep}' not in p)
+              if f'{osp.sep}_base_{osp.sep}' not in p
+              and osp.basename(osp.dirname(p)) not in DOWNSTREAM)
 RUNS = [(p, None) for p in TINY] + [(MAIN_JOB, 'irpe')]
 IRPE = {'model.backbone.rpe': dict(ratio=1.9), 'model.neck.rpe': dict(ratio=1.9)}
 ITERS = 4
