@@ -15,6 +15,10 @@ default_hooks = dict(
     # deleted only after the new one is on disk (adpe_mm/engine/hooks/atomic_checkpoint_hook.py).
     checkpoint=dict(type='AtomicCheckpointHook', interval=1),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # A NaN/inf loss or weight stops the run (non-zero exit) before any checkpoint of it is written; it runs
+    # before the checkpoint hook. action='skip' goes on while the weights stay finite (AMP's skipped steps).
+    # See adpe_mm/engine/hooks/finite_loss_hook.py.
+    finite_loss=dict(type='FiniteLossHook', action='stop', check_weights=True),
     visualization=dict(type='VisualizationHook', enable=False),
 )
 

@@ -1,6 +1,7 @@
 from .adversary_hook import AdversaryHook
 from .atomic_checkpoint_hook import AtomicCheckpointHook
+from .finite_loss_hook import FiniteLossHook, NonFiniteTrainingError
 from .reconstruction_hook import ReconstructionHook
 
-__all__ = ['AdversaryHook', 'AtomicCheckpointHook', 'ReconstructionHook']
+__all__ = ['AdversaryHook', 'AtomicCheckpointHook', 'FiniteLossHook', 'NonFiniteTrainingError', 'ReconstructionHook']
 from .attention_distance_hook import AttentionDistanceHook  # noqa: E402,F401
