@@ -13,7 +13,8 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import adpe_mm  # noqa: F401  registers adpe_mm's components and its torch.load allow-list
-from adpe_mm.utils import shutdown_dist, use_gloo_without_cuda
+from adpe_mm.utils import (CheckpointFileError, DataRootError, check_checkpoint_file, check_data_roots, shutdown_dist,
+                           use_gloo_without_cuda)
 
 
 def parse_args(argv=None):
@@ -53,6 +54,10 @@ def merge_args(cfg: Config, args) -> Config:
 def main(argv=None):
     args = parse_args(argv)
     cfg = merge_args(Config.fromfile(args.config), args)
+    # A missing data set or a broken checkpoint file: say so now, in words, before the runner builds.
+    check_data_roots(cfg, ('test', ))
+    if '://' not in args.checkpoint:
+        check_checkpoint_file(args.checkpoint)
     use_gloo_without_cuda(cfg)  # NCCL needs CUDA: CPU-only distributed runs use gloo
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     if args.out is not None:
@@ -62,4 +67,7 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except (CheckpointFileError, DataRootError) as err:  # what the user must fix, without a traceback
+        raise SystemExit(f'tools/test.py: error: {err}')

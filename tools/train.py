@@ -17,7 +17,8 @@ from mmengine.runner import Runner
 
 import adpe_mm  # noqa: F401  registers adpe_mm's components and its torch.load allow-list
 from adpe_mm.engine.optim_wrappers.adversarial_optim_wrapper import has_amp_device
-from adpe_mm.utils import shutdown_dist, use_gloo_without_cuda
+from adpe_mm.utils import (CheckpointFileError, DataRootError, check_checkpoint_file, check_data_roots, shutdown_dist,
+                           use_gloo_without_cuda)
 
 # Optimizer wrapper -> its mixed-precision counterpart for --amp. AmpAdvOptimWrapper is adpe_mm's
 # (registered in mmpretrain's OPTIM_WRAPPERS).
@@ -156,6 +157,10 @@ def merge_args(cfg: Config, args) -> Config:
 def main(argv=None):
     args = parse_args(argv)
     cfg = merge_args(Config.fromfile(args.config), args)
+    # Missing data or a broken --resume file: say so now, in words, not after the runner has built the model.
+    check_data_roots(cfg, ('train', 'val'))
+    if isinstance(cfg.get('load_from'), str) and '://' not in cfg.load_from:
+        check_checkpoint_file(cfg.load_from)
     use_gloo_without_cuda(cfg)  # NCCL needs CUDA: CPU-only distributed runs use gloo
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)
@@ -166,4 +171,7 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except (CheckpointFileError, DataRootError) as err:  # what the user must fix, without a traceback
+        raise SystemExit(f'tools/train.py: error: {err}')

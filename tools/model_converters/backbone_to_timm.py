@@ -79,4 +79,8 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    from adpe_mm.utils import CheckpointFileError
+    try:
+        main()
+    except (CheckpointFileError, FileNotFoundError) as err:  # a bad input file: one line, no traceback
+        raise SystemExit(f'tools/model_converters/backbone_to_timm.py: error: {err}')

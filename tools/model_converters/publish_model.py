@@ -33,7 +33,8 @@ def sha256(path: str) -> str:
 def publish(src: str, out_stem: str, date: str = None) -> str:
     """Write the release file of ``src`` next to ``out_stem`` and return its final path."""
     import adpe_mm  # noqa: F401  allow-lists what mmengine runner checkpoints pickle
-    ckpt = torch.load(src, map_location='cpu', weights_only=True)
+    from adpe_mm.utils import load_checkpoint_file
+    ckpt = load_checkpoint_file(src)  # names an empty, truncated or foreign file
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict) or not state:
         raise ValueError(f'{src} holds no state dict')
@@ -62,4 +63,8 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    from adpe_mm.utils import CheckpointFileError
+    try:
+        main()
+    except (CheckpointFileError, FileNotFoundError) as err:  # a bad input file: one line, no traceback
+        raise SystemExit(f'tools/model_converters/publish_model.py: error: {err}')

@@ -32,6 +32,7 @@ from mmpretrain.models.utils import resize_pos_embed
 from torch import nn
 
 from ..pos_embed.irpe import decode_lookup
+from ...utils.checkpoint_file import load_checkpoint_file
 
 # Checkpoint keys (after the prefix) that exist only in pretraining.
 PRETRAIN_ONLY_NAMES = ('mask_token', )
@@ -102,7 +103,7 @@ def read_checkpoint(checkpoint: Union[str, Mapping]) -> Tuple[Dict[str, object],
     else:
         source = str(checkpoint)
         if osp.isfile(source):
-            ckpt = torch.load(source, map_location='cpu', weights_only=True)
+            ckpt = load_checkpoint_file(source)  # torch.load(weights_only=True) after a framing check
         else:
             ckpt = CheckpointLoader.load_checkpoint(source, map_location='cpu')
     for nest in ('state_dict', 'model', 'module'):
