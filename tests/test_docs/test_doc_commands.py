@@ -4,7 +4,7 @@ Every command in a ```bash block is checked statically: it uses the project's in
 or ``PYTHON=.venv/bin/python`` for the torchrun/slurm launchers), every repository path it names exists, and
 the arguments of tools/train.py and tools/test.py (also through dist_train.sh / dist_test.sh) parse. The
 README's CPU chain (the main job, then the embedded fine-tune, test and linear probe) runs for real, as
-written, with only tiny overrides appended.
+written, with only tiny overrides appended, and then the README's Python snippets.
 """
 import glob
 import importlib.util
@@ -158,3 +158,14 @@ def test_readme_cpu_chain_runs_as_written(tmp_path, embedded_data):
             if osp.isdir(tmp_path / osp.dirname(link)) and not osp.lexists(tmp_path / link):
                 os.symlink(target, tmp_path / link)
     assert osp.exists(tmp_path / 'work_dirs' / 'linear_probe_tiny' / 'epoch_1.pth')
+    # The README's Python snippets (the inference API) run after the chain, on what it wrote.
+    snippets = python_blocks('README.md')
+    assert snippets
+    for snippet in snippets:
+        run_tool([sys.executable, '-c', snippet], cwd=str(tmp_path), env=tool_env())
+
+
+def python_blocks(doc: str) -> List[str]:
+    """The text of every ```python block of ``doc``."""
+    text = open(osp.join(REPO_ROOT, doc), encoding='utf-8').read()
+    return re.findall(r'^```python\n(.*?)^```', text, flags=re.S | re.M)
