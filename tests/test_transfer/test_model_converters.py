@@ -5,7 +5,6 @@ import os.path as osp
 import re
 import subprocess
 
-import pytest
 import torch
 
 from adpe_mm.models.backbones import IRPEViT

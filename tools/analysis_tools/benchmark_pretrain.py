@@ -49,7 +49,6 @@ keep their sum below the GPU's memory (or run fewer entries per call, with a sha
 import argparse
 import ast
 import json
-import math
 import os
 import os.path as osp
 import statistics

@@ -29,7 +29,6 @@ import sys
 import time
 from typing import Dict, List
 
-import numpy as np
 import torch
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))

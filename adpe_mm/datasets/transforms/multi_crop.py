@@ -130,12 +130,13 @@ class MultiCrop(BaseTransform):
 
     def _independent_crops(self, results: dict) -> Tuple[List[np.ndarray], np.ndarray, int]:
         if self.gap is not None:
-            img, boxes, grid_boxes, scale = self._decode(results)
+            img, _, grid_boxes, scale = self._decode(results)  # boxes on the reduced image's grid
         else:
             img = results['img']
-            boxes = grid_boxes = [self._draw_box(*img.shape[:2]) for _ in range(self.num_crops)]
+            grid_boxes = [self._draw_box(*img.shape[:2]) for _ in range(self.num_crops)]
             scale = 1
         crops = [self._resized_crop(img, b, self.crop_size) for b in grid_boxes]
+        # the regions actually read, in full-image pixels (a reduced box times its scale)
         return crops, np.array(grid_boxes, np.float64) * scale, scale
 
     def _paper_crops(self, results: dict) -> Tuple[List[np.ndarray], np.ndarray, int]:

@@ -1,5 +1,5 @@
 """The MAE+ / AdPE pretraining encoder: every crop token goes in, masked ones as a learned mask token."""
-from typing import Optional, Tuple, Union
+from typing import Optional, Union
 
 import torch
 from mmpretrain.models import VisionTransformer
