@@ -3,6 +3,7 @@ import importlib.util
 import os.path as osp
 
 import modelindex
+import pytest
 import yaml
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -60,3 +61,15 @@ def test_a_sequential_mode_variant_gets_no_paper_number():
               'adpe-rpe-coord-linf-eps20_vit-base-p16_4x112-8xb128-accum4-amp-coslr-400e_in1k.py')
     desc = dict(tool.describe(config, REPO_ROOT), adversary_steps=1)
     assert tool.paper_result(desc) is None  # the paper's numbers are for the parallel mode
+
+
+def test_the_paper_results_file_gives_the_papers_best_and_refuses_unknown_fields(tmp_path):
+    module = checker()
+    paper, crops, rows = module.load_paper_results()
+    assert crops == 4 and paper.startswith('AdPE')
+    best = [r for r in rows if r['method'] == 'adpe' and r['epochs'] == 400 and r['adv'] == ('coord', 'linf', 20)]
+    assert len(best) == 1 and best[0]['pe'] == 'rpe' and best[0]['top1'] == 84.01  # Table A.2's best
+    bad = tmp_path / 'bad.yml'
+    bad.write_text("paper: x\ncrops: 4\nresults:\n  - {method: mae, arch: b, epochs: 400, top_1: 82.95}\n")
+    with pytest.raises(ValueError, match="top_1"):
+        module.load_paper_results(str(bad))
