@@ -1,25 +1,38 @@
 #!/usr/bin/env python
-r"""Images per second per CPU core of the pretraining data pipelines: MAE+ k x 112 against stock MAE 224.
+r"""Images per second per CPU core of the training data pipelines of MAE / MAE+ configs, and where the time goes.
 
-    .venv/bin/python tools/analysis_tools/benchmark_pipeline.py [--rounds 5] [--json work_dirs/pipeline.json]
+The data-side sibling of ``benchmark_pretrain.py`` (same ENTRY syntax, config loading and table code)::
 
-The input is made at run time, never shipped: every embedded photo (``data/embedded``) resized to an
-ImageNet-like 500 px long side and written as a quality-90 JPEG to a temporary folder. Every ENTRY is a
-train pipeline run in this process on one thread (``torch``, OpenCV and PIL all single-threaded), so its
-rate is per worker core: a dataloader with n workers delivers about n times it. The entries take turns on the
-whole file list (interleaved rounds, the start rotating), so drift of a shared machine hits them alike;
-reported are the median rate over rounds, the ratio to the ``mae-224`` entry measured in the same rounds,
-and where the time goes (ms per image in each transform: decode = ``LoadImageFromFile``, crop + resize +
-flip = ``MultiCrop`` or ``RandomResizedCrop`` + ``RandomFlip``, pack = ``PackInputs``).
+    CONFIG[:KEY=VALUE,...]
 
-Entries: ``mae-224`` (configs/_base_/datasets/imagenet_mae.py), ``maeplus-kK`` (configs/_base_/datasets/
-imagenet_mae_plus.py with ``num_crops=K``, the default antialiased torch resize), and for k = 4 the other
-resize backends (``-pillow``, ``-cv2``: the unantialiased resize before it became the default) and the
-reduced JPEG decode (``-reduced``: ``MultiCrop(reduced_decode=True)`` decodes the file itself).
+with three tool keys: ``name=LABEL``, ``crops=K`` (sets ``num_crops`` of the pipeline's ``MultiCrop``) and
+``multicrop=dict(...)`` (more ``MultiCrop`` arguments, e.g. ``dict(backend='pillow')``; with
+``reduced_decode`` the ``LoadImageFromFile`` before it is removed, since ``MultiCrop`` then decodes the file
+itself). Without entries the tool runs its default set: stock mmpretrain MAE's 224 pipeline (the baseline)
+and MAE+ at k = 1, 2, 4 with the default pipeline, then the resize kernels and reduced decoding at k = 4.
+
+Input: JPEGs of ImageNet-like size and quality made at start from the photographs under ``--photos``
+(default: the embedded set, ``data/embedded/train``): longer side ``--side`` px (500: 500x375 for a 4:3
+photo), quality ``--quality`` (90), written to a temporary folder that is deleted at exit. Every entry runs
+on the same files, as the dataset would call it (``dict(img_path=...)`` -> the train pipeline of the config).
+
+Timing: one process, one thread (``OMP_NUM_THREADS=1``, torch and OpenCV single-threaded), i.e. one
+data-loader worker on one core. A round runs every entry once over all ``--images`` files, in an order that
+rotates every round, so a shared machine's drift hits all entries alike. Reported per entry: images/s
+(median over rounds), its ratio to the baseline (and the median of the per-round ratios, ``paired``), the
+cores one GPU needs at ``--gpu-rate`` images/s, and ms per image in each stage: ``decode`` (file read + JPEG
+decode: ``LoadImageFromFile``, or ``MultiCrop``'s own with reduced decoding), ``crop+resize``
+(``RandomResizedCrop``, or ``MultiCrop``'s resized crops), ``flip``, ``pack`` (``PackInputs``) and
+``other`` (the rest: box sampling, dict handling); with reduced decoding also the share of images decoded at
+a reduced size (``reduced %``).
+
+Example (the table of docs/benchmarks.md)::
+
+    python tools/analysis_tools/benchmark_pipeline.py --images 200 --rounds 7 --json work_dirs/bench/pipeline.json
 """
 import argparse
+import glob
 import json
-import math
 import os
 import os.path as osp
 import statistics
@@ -27,137 +40,288 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from typing import Dict, List
+from typing import Any, Callable, Dict, List, Sequence
 
-import cv2
-import torch
-from mmengine.config import Config
-from PIL import Image
+os.environ.setdefault('OMP_NUM_THREADS', '1')  # before torch is imported: one worker = one core
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from benchmark_pretrain import (Entry, _iqr_pct, format_table, load_config, machine_description,  # noqa: E402
+                                parse_entry)
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, REPO_ROOT)
-import adpe_mm  # noqa: E402,F401  (registers MultiCrop)
-from mmpretrain.registry import TRANSFORMS  # noqa: E402
+MAE = 'configs/mae/mae_vit-base-p16_8xb128-accum4-amp-coslr-400e_in1k.py'
+MAE_PLUS = 'configs/mae_plus/maeplus_vit-base-p16_4x112-8xb128-accum4-amp-coslr-400e_in1k.py'
+# (name, config, crops, MultiCrop arguments)
+DEFAULT_ENTRIES = (
+    ('mae-224', MAE, None, {}),
+    ('maeplus-1x112', MAE_PLUS, 1, {}),
+    ('maeplus-2x112', MAE_PLUS, 2, {}),
+    ('maeplus-4x112', MAE_PLUS, 4, {}),
+    ('4x112-pillow', MAE_PLUS, 4, dict(backend='pillow')),
+    ('4x112-cv2-aliased', MAE_PLUS, 4, dict(backend='cv2')),
+    ('4x112-reduced', MAE_PLUS, 4, dict(reduced_decode=True)),
+    ('4x112-reduced-gap2', MAE_PLUS, 4, dict(reduced_decode=2.0)),
+    ('1x112-reduced', MAE_PLUS, 1, dict(reduced_decode=True)),
+)
+# stage of each top-level transform; MultiCrop's stages are its methods
+TRANSFORM_STAGES = {'LoadImageFromFile': 'decode', 'RandomResizedCrop': 'crop+resize', 'RandomFlip': 'flip',
+                    'PackInputs': 'pack'}
+MULTICROP_STAGES = {'_decode': 'decode', '_resized_crop': 'crop+resize', '_flip': 'flip'}
+STAGES = ('decode', 'crop+resize', 'flip', 'pack', 'other')
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.webp')
 
-MAE = osp.join(REPO_ROOT, 'configs', '_base_', 'datasets', 'imagenet_mae.py')
-MAE_PLUS = osp.join(REPO_ROOT, 'configs', '_base_', 'datasets', 'imagenet_mae_plus.py')
-STAGES = {'LoadImageFromFile': 'decode', 'MultiCrop': 'crop+resize+flip', 'RandomResizedCrop': 'crop+resize+flip',
-          'RandomFlip': 'crop+resize+flip', 'PackInputs': 'pack'}
-GPU_RATE = 1000.  # ViT-B MAE+ 4x112 images/s of one fast GPU (issue 13's estimate; no GPU was measured)
-
-
-def make_jpegs(source: str, out_dir: str, long_side: int = 500, quality: int = 90, limit: int = 0) -> List[str]:
-    """Every image under ``source`` resized (bicubic) to ``long_side`` on its longer side, as JPEG files."""
-    paths = sorted(osp.join(root, f) for root, _, files in os.walk(source) for f in files
-                   if f.lower().endswith(('.png', '.jpg', '.jpeg')))
-    if not paths:
-        raise FileNotFoundError(f'no photos under {source}: run tools/install.sh (it builds data/embedded)')
-    written = []
-    for i, path in enumerate(paths[:limit or None]):
-        img = Image.open(path).convert('RGB')
-        scale = long_side / max(img.size)
-        img = img.resize((round(img.width * scale), round(img.height * scale)), Image.BICUBIC)
-        written.append(osp.join(out_dir, f'{i:03d}.jpg'))
-        img.save(written[-1], quality=quality)
-    return written
+# ------------------------------------------------------------------------------------------------- input
 
 
-def entries() -> Dict[str, list]:
-    """name -> train pipeline (a list of transform configs)."""
-    mae = Config.fromfile(MAE).train_pipeline
-    plus = Config.fromfile(MAE_PLUS).train_pipeline
-    out = {'mae-224': mae}
-    for k in (1, 2, 4):
-        out[f'maeplus-k{k}'] = [dict(t, num_crops=k) if t['type'] == 'MultiCrop' else t for t in plus]
-    for backend in ('pillow', 'cv2'):
-        out[f'maeplus-k4-{backend}'] = [dict(t, backend=backend) if t['type'] == 'MultiCrop' else t for t in plus]
-    out['maeplus-k4-reduced'] = [dict(t, reduced_decode=True) if t['type'] == 'MultiCrop' else t for t in plus
-                                 if t['type'] != 'LoadImageFromFile']
+def make_jpegs(photos: str, out_dir: str, side: int = 500, quality: int = 90) -> List[str]:
+    """One JPEG per photograph under ``photos``: RGB, longer side ``side`` px (bicubic), ``quality``."""
+    from PIL import Image
+    sources = sorted(f for f in glob.glob(osp.join(photos, '**', '*'), recursive=True)
+                     if f.lower().endswith(IMAGE_EXTENSIONS))
+    if not sources:
+        raise SystemExit(f'--photos {photos!r} holds no images (make the embedded set with '
+                         'tools/data/build_embedded_data.py)')
+    paths = []
+    for i, src in enumerate(sources):
+        with Image.open(src) as im:
+            im = im.convert('RGB')
+            s = side / max(im.size)
+            im = im.resize((max(1, round(im.width * s)), max(1, round(im.height * s))), Image.BICUBIC)
+            paths.append(osp.join(out_dir, f'{i:05d}.jpg'))
+            im.save(paths[-1], quality=quality)
+    return paths
+
+
+def describe_jpegs(paths: Sequence[str]) -> Dict[str, Any]:
+    from PIL import Image
+    sizes = [Image.open(p).size for p in paths]
+    return dict(files=len(paths), mean_width=statistics.mean(w for w, _ in sizes),
+                mean_height=statistics.mean(h for _, h in sizes),
+                mean_kib=statistics.mean(osp.getsize(p) for p in paths) / 1024)
+
+# ------------------------------------------------------------------------------------------------ pipeline
+
+
+def entry_pipeline(entry: Entry) -> List[dict]:
+    """The train pipeline of the entry's config, with its ``crops`` and ``multicrop`` tool keys applied."""
+    options = dict(entry.options)
+    multicrop = dict(options.pop('multicrop', None) or {})
+    cfg, _ = load_config(entry._replace(options=options))
+    pipeline = [dict(t) for t in cfg.train_dataloader.dataset.pipeline]
+    index = next((i for i, t in enumerate(pipeline) if t.get('type') == 'MultiCrop'), None)
+    if index is None:
+        if entry.crops is not None or multicrop:
+            raise SystemExit(f'entry {entry.name!r}: crops= / multicrop= need a MultiCrop in the train pipeline')
+        return pipeline
+    pipeline[index].update(multicrop)
+    if entry.crops is not None:
+        pipeline[index]['num_crops'] = entry.crops
+    if pipeline[index].get('reduced_decode') and index > 0 and pipeline[index - 1]['type'] == 'LoadImageFromFile':
+        del pipeline[index - 1]
+    return pipeline
+
+
+class StageTimer:
+    """Seconds per stage, accumulated by wrapping transform methods."""
+
+    def __init__(self) -> None:
+        self.seconds: Dict[str, float] = defaultdict(float)
+
+    def wrap(self, obj: Any, attr: str, stage: str) -> None:
+        fn = getattr(obj, attr)
+        seconds = self.seconds
+
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                seconds[stage] += time.perf_counter() - t0
+
+        setattr(obj, attr, timed)
+
+
+class PipelineBenchmark:
+    """One entry: its built transforms with stage timers."""
+
+    def __init__(self, entry: Entry) -> None:
+        from mmpretrain.registry import TRANSFORMS
+        self.name = entry.name
+        self.pipeline_cfg = entry_pipeline(entry)
+        self.transforms = [TRANSFORMS.build(t) for t in self.pipeline_cfg]
+        self.timer = StageTimer()
+        self.crops = None
+        for t in self.transforms:
+            kind = type(t).__name__
+            if kind == 'MultiCrop':
+                self.crops = t.num_crops
+                self._count_reduced_decodes(t)
+                for attr, stage in MULTICROP_STAGES.items():
+                    self.timer.wrap(t, attr, stage)
+            else:
+                self.timer.wrap(t, 'transform', TRANSFORM_STAGES.get(kind, kind))
+
+    def _count_reduced_decodes(self, multi_crop: Any) -> None:
+        decode = multi_crop._decode
+
+        def counted(img_bytes, scale, full_size):
+            self.reduced += scale > 1
+            return decode(img_bytes, scale, full_size)
+
+        multi_crop._decode = counted
+        self.reduced = 0
+
+    def run(self, paths: Sequence[str]) -> Dict[str, Any]:
+        """One pass over ``paths``: wall seconds and seconds per stage."""
+        self.timer.seconds.clear()
+        self.reduced = 0
+        t0 = time.perf_counter()
+        for i, path in enumerate(paths):
+            results = dict(img_path=path, sample_idx=i)
+            for t in self.transforms:
+                results = t(results)
+        total = time.perf_counter() - t0
+        stages = dict(self.timer.seconds)
+        stages['other'] = total - sum(stages.values())
+        return dict(seconds=total, stages=stages, reduced=self.reduced)
+
+
+def run_rounds(benches: List[PipelineBenchmark], paths: Sequence[str], rounds: int, warmup: int,
+               log: Callable = print) -> List[List[dict]]:
+    """``warmup`` + ``rounds`` rounds over all entries, the start rotating every round; the timed ones."""
+    timed = [[] for _ in benches]
+    for r in range(warmup + rounds):
+        for i in [(r + j) % len(benches) for j in range(len(benches))]:
+            measured = benches[i].run(paths)
+            if r >= warmup:
+                timed[i].append(measured)
+        if r >= warmup:
+            log(f'round {r - warmup + 1}/{rounds}')
+    return timed
+
+
+def summarize(benches: List[PipelineBenchmark], timed: List[List[dict]], images: int, baseline: int,
+              gpu_rate: float) -> List[dict]:
+    """Per entry: images/s per core, ratios to ``baseline``, cores per GPU and ms/img per stage."""
+    base_rates = [images / m['seconds'] for m in timed[baseline]]
+    rows = []
+    for bench, measured in zip(benches, timed):
+        rates = [images / m['seconds'] for m in measured]
+        rate = statistics.median(rates)
+        per_stage = {s: 1e3 * statistics.mean(m['stages'].get(s, 0.) for m in measured) / images for s in STAGES}
+        extra = sorted({s for m in measured for s in m['stages']} - set(STAGES))
+        for s in extra:  # transforms without a stage of their own, under their class name
+            per_stage[s] = 1e3 * statistics.mean(m['stages'].get(s, 0.) for m in measured) / images
+        decoded_here = any(t.get('reduced_decode') for t in bench.pipeline_cfg)
+        reduced_pct = 100. * sum(m['reduced'] for m in measured) / (images * len(measured)) if decoded_here else None
+        rows.append(dict(name=bench.name, crops=bench.crops or 1, images_per_s=rate, reduced_pct=reduced_pct,
+                         crops_per_s=rate * (bench.crops or 1), iqr_pct=_iqr_pct([1 / r for r in rates]),
+                         ms_per_image=1e3 / rate, stage_ms_per_image=per_stage,
+                         cores_per_gpu=gpu_rate / rate, pipeline=bench.pipeline_cfg,
+                         rounds=[m['seconds'] for m in measured]))
+        row = rows[-1]
+        for stage, ms in per_stage.items():
+            row[f'{stage}_ms'] = ms
+    base = rows[baseline]['images_per_s']
+    for row, measured in zip(rows, timed):
+        row['ratio'] = row['images_per_s'] / base
+        row['ratio_paired'] = statistics.median(
+            (images / m['seconds']) / b for m, b in zip(measured, base_rates))
+    return rows
+
+
+def columns(rows: List[dict]):
+    stage_keys = [k for k in rows[0]['stage_ms_per_image']]
+    return ((('pipeline', 'name', '{}'), ('crops', 'crops', '{}'), ('img/s/core', 'images_per_s', '{:.0f}'),
+             ('IQR %', 'iqr_pct', '{:.0f}'), ('ratio', 'ratio', '{:.2f}'), ('paired', 'ratio_paired', '{:.2f}'),
+             ('ms/img', 'ms_per_image', '{:.2f}'))
+            + tuple((f'{s} ms', f'{s}_ms', '{:.2f}') for s in stage_keys)
+            + (('reduced %', 'reduced_pct', '{:.0f}'), ('cores/GPU', 'cores_per_gpu', '{:.1f}')))
+
+
+def targets(rows: List[dict], baseline: int, gpu_rate: float) -> List[dict]:
+    """The issue's target (every k = 4 MAE+ entry >= 1.0x the baseline) and the cores one GPU needs."""
+    out = []
+    for row in rows:
+        if row['crops'] == 4:
+            out.append(dict(target=f"{row['name']} / {rows[baseline]['name']} images/s per core >= 1.0",
+                            measured=row['ratio'], met=row['ratio'] >= 1.0))
+    for row in rows:
+        out.append(dict(target=f"cores per GPU at {gpu_rate:.0f} images/s: {row['name']}",
+                        measured=row['cores_per_gpu'], met=None))
     return out
 
-
-def run_once(transforms: list, files: List[str], stage_time: Dict[str, float]) -> float:
-    """Seconds to run ``transforms`` on every file; adds each transform's time to ``stage_time``."""
-    start = time.perf_counter()
-    for path in files:
-        results = dict(img_path=path)
-        for transform in transforms:
-            t0 = time.perf_counter()
-            results = transform(results)
-            stage_time[type(transform).__name__] += time.perf_counter() - t0
-    return time.perf_counter() - start
+# ---------------------------------------------------------------------------------------------------- main
 
 
-def benchmark(files: List[str], rounds: int, names: List[str] = None) -> Dict[str, dict]:
-    pipelines = {n: [TRANSFORMS.build(t) for t in p] for n, p in entries().items() if not names or n in names}
-    order = list(pipelines)
-    rates: Dict[str, List[float]] = defaultdict(list)
-    stages: Dict[str, Dict[str, float]] = {n: defaultdict(float) for n in order}
-    for name in order:  # warm-up: file cache, lazy imports, torch kernels
-        run_once(pipelines[name], files[:4], defaultdict(float))
-    for r in range(rounds):
-        for name in order[r % len(order):] + order[:r % len(order)]:
-            rates[name].append(len(files) / run_once(pipelines[name], files, stages[name]))
-    base = rates.get('mae-224')
-    report = {}
-    for name in order:
-        per_stage = defaultdict(float)
-        for transform, seconds in stages[name].items():
-            per_stage[STAGES.get(transform, transform)] += 1e3 * seconds / (rounds * len(files))
-        report[name] = dict(
-            images_per_s_per_core=statistics.median(rates[name]),
-            ratio_to_mae=statistics.median(a / b for a, b in zip(rates[name], base)) if base else None,
-            ms_per_image=dict(per_stage))
-    return report
-
-
-def print_report(report: Dict[str, dict], n_files: int, rounds: int) -> None:
-    print(f'{n_files} JPEGs (500 px long side, quality 90), {rounds} interleaved rounds, 1 thread')
-    stage_names = ['decode', 'crop+resize+flip', 'pack']
-    print(f'{"entry":22s} {"img/s/core":>10s} {"vs mae-224":>10s}  ' + '  '.join(f'{s:>16s}' for s in stage_names)
-          + '   (ms/img)')
-    for name, row in report.items():
-        ratio = f'{row["ratio_to_mae"]:.2f}x' if row['ratio_to_mae'] else '-'
-        stages = '  '.join(f'{row["ms_per_image"].get(s, 0.):16.2f}' for s in stage_names)
-        print(f'{name:22s} {row["images_per_s_per_core"]:10.1f} {ratio:>10s}  {stages}')
-    if 'maeplus-k4' in report and report['maeplus-k4']['ratio_to_mae']:
-        ratio = report['maeplus-k4']['ratio_to_mae']
-        print(f'target MAE+ 4x112 >= 1.0x MAE 224 per core: {ratio:.2f}x, {"met" if ratio >= 1 else "NOT met"}')
-        exact = [n for n in report if n.startswith('maeplus-k4') and not n.endswith('-cv2')]  # antialiased
-        best = max(exact, key=lambda n: report[n]['images_per_s_per_core'])
-        for name in dict.fromkeys(['maeplus-k4', best]):
-            rate = report[name]['images_per_s_per_core']
-            print(f'cores one GPU needs at {GPU_RATE:.0f} images/s (no GPU measured) with {name}: '
-                  f'{math.ceil(GPU_RATE / rate)}')
+def default_entries() -> List[Entry]:
+    return [Entry(name, osp.join(REPO_ROOT, config), dict(multicrop=mc) if mc else {}, crops)
+            for name, config, crops, mc in DEFAULT_ENTRIES]
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Data pipeline images/s per core: MAE+ vs MAE 224')
-    parser.add_argument('--data', default=osp.join(REPO_ROOT, 'data', 'embedded'), help='photos to convert')
-    parser.add_argument('--images', type=int, default=0, help='use at most this many photos (0: all)')
-    parser.add_argument('--rounds', type=int, default=5, help='interleaved rounds over all files')
-    parser.add_argument('--entries', nargs='+', help='run only these entries (mae-224 is the baseline)')
-    parser.add_argument('--json', help='also write the report here')
-    return parser.parse_args(argv)
+    parser = argparse.ArgumentParser(
+        description='Images/s per CPU core of training pipelines on ImageNet-like JPEGs, interleaved over '
+        'configs. ENTRY = CONFIG[:KEY=VALUE,...]; see the module docstring.',
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument('entries', nargs='*', metavar='ENTRY', help='default: the set in the module docstring')
+    parser.add_argument('--baseline', default='0', help='name or index of the entry the ratios refer to')
+    parser.add_argument('--photos', default=osp.join(REPO_ROOT, 'data', 'embedded', 'train'))
+    parser.add_argument('--images', type=int, default=200, help='images per round (the JPEGs, cycled)')
+    parser.add_argument('--rounds', type=int, default=5, help='timed rounds')
+    parser.add_argument('--warmup', type=int, default=1, help='untimed rounds first')
+    parser.add_argument('--side', type=int, default=500, help='longer side of the JPEGs in pixels')
+    parser.add_argument('--quality', type=int, default=90, help='JPEG quality')
+    parser.add_argument('--gpu-rate', type=float, default=1000., help='images/s one GPU consumes')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--json', default=None, metavar='OUT', help='write machine, settings and results')
+    args = parser.parse_args(argv)
+    if args.images < 1 or args.rounds < 1 or args.warmup < 0 or args.side < 16 or not 1 <= args.quality <= 100:
+        parser.error('--images, --rounds >= 1, --warmup >= 0, --side >= 16, 1 <= --quality <= 100')
+    return args
 
 
-def main(argv=None) -> Dict[str, dict]:
+def main(argv=None) -> List[dict]:
     args = parse_args(argv)
+    import cv2
+    import numpy as np
+    import torch
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    known = set(entries())
-    unknown = sorted(set(args.entries or ()) - known)
-    if unknown:
-        raise SystemExit(f'unknown entries {unknown}; known: {sorted(known)}')
-    with tempfile.TemporaryDirectory() as tmp:
-        files = make_jpegs(args.data, tmp, limit=args.images)
-        report = benchmark(files, args.rounds, args.entries)
-    print_report(report, len(files), args.rounds)
+    np.random.seed(args.seed)
+    entries = [parse_entry(e) for e in args.entries] if args.entries else default_entries()
+    names = [e.name for e in entries]
+    if len(set(names)) != len(names):
+        raise SystemExit(f'entry names must be unique (add name=...): {names}')
+    baseline = int(args.baseline) if args.baseline.isdigit() else (
+        names.index(args.baseline) if args.baseline in names else None)
+    if baseline is None or not 0 <= baseline < len(entries):
+        raise SystemExit(f'--baseline {args.baseline!r} is neither an entry name {names} nor an index')
+    benches = [PipelineBenchmark(e) for e in entries]
+    for b in benches:
+        print(f"{b.name}: {' -> '.join(str(t) for t in b.transforms)}")
+    with tempfile.TemporaryDirectory(prefix='adpe_pipeline_') as tmp:
+        jpegs = make_jpegs(args.photos, tmp, args.side, args.quality)
+        images = describe_jpegs(jpegs)
+        paths = [jpegs[i % len(jpegs)] for i in range(args.images)]
+        print(f"{images['files']} JPEGs, mean {images['mean_width']:.0f}x{images['mean_height']:.0f} px, "
+              f"{images['mean_kib']:.0f} KiB (quality {args.quality}); {args.images} images per round")
+        timed = run_rounds(benches, paths, args.rounds, args.warmup)
+    rows = summarize(benches, timed, args.images, baseline, args.gpu_rate)
+    goals = targets(rows, baseline, args.gpu_rate)
+    machine = machine_description('cpu', 1)
+    print(f"\n{machine['cpu']}, {machine['cpu_count']} CPUs, one process and one thread; median of "
+          f"{args.rounds} rounds of {args.images} images after {args.warmup} warm-up; baseline {names[baseline]!r}")
+    print(format_table(rows, columns(rows)))
+    print('\ntargets:')
+    for g in goals:
+        verdict = '' if g['met'] is None else (' (met)' if g['met'] else ' (NOT met)')
+        print(f"  {g['target']}: {g['measured']:.2f}{verdict}")
     if args.json:
         os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
         with open(args.json, 'w') as f:
-            json.dump(dict(files=len(files), rounds=args.rounds, entries=report), f, indent=1)
-    return report
+            json.dump(dict(machine=machine, command=sys.argv, settings=dict(vars(args)), images=images,
+                           baseline=names[baseline], rows=rows, targets=goals), f, indent=1, default=str)
+    return rows
 
 
 if __name__ == '__main__':

@@ -479,10 +479,10 @@ COLUMNS = (('config', 'name', '{}'), ('img/step', 'images_per_step', '{}'), ('cr
            ('peak mem MiB', 'peak_mem_mib', '{:.0f}'), ('mem ratio', 'mem_ratio', '{:.2f}'))
 
 
-def format_table(rows: List[dict]) -> str:
-    """A Markdown table of :func:`summarize`'s rows."""
-    header = [c[0] for c in COLUMNS]
-    body = [['-' if row[key] is None else fmt.format(row[key]) for _, key, fmt in COLUMNS] for row in rows]
+def format_table(rows: List[dict], columns: Sequence[Tuple[str, str, str]] = COLUMNS) -> str:
+    """A Markdown table of :func:`summarize`'s rows (``columns``: (header, row key, format) triples)."""
+    header = [c[0] for c in columns]
+    body = [['-' if row[key] is None else fmt.format(row[key]) for _, key, fmt in columns] for row in rows]
     widths = [max(len(r[i]) for r in [header] + body) for i in range(len(header))]
     lines = ['| ' + ' | '.join(c.ljust(w) for c, w in zip(r, widths)) + ' |' for r in [header] + body]
     lines.insert(1, '|' + '|'.join('-' * (w + 2) for w in widths) + '|')
