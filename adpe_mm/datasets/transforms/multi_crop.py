@@ -107,18 +107,16 @@ class MultiCrop(BaseTransform):
         y0, x0, h, w = self.box_sampler.rand_crop_params(shape_only)
         return x0, y0, x0 + w, y0 + h
 
-    def _decode(self, results: dict) -> Tuple[np.ndarray, List[Box], List[Box], int]:
-        """Read and decode ``img_path`` at the largest allowed reduction: image, full and reduced boxes, s."""
+    def _read(self, results: dict) -> Tuple[bytes, int, int, bool]:
+        """The file of ``img_path`` and its header: bytes, full height and width, whether it is a JPEG."""
         if 'img' in results:
             raise ValueError('MultiCrop(reduced_decode=...) decodes the file itself: remove the '
                              'LoadImageFromFile before it')
         img_bytes = fileio.get(results['img_path'], backend_args=self.backend_args)
-        h, w, is_jpeg = header_size(img_bytes)
-        boxes = [self._draw_box(h, w) for _ in range(self.num_crops)]
-        scale = decode_scale(boxes, [self.crop_size] * self.num_crops, self.gap) if is_jpeg else 1
-        img = decode(img_bytes, scale, (h, w))
-        results['ori_shape'] = (h, w)
-        return img, boxes, [reduce_box(b, scale) for b in boxes], scale
+        return (img_bytes, *header_size(img_bytes))
+
+    def _decode(self, img_bytes: bytes, scale: int, full_size: Tuple[int, int]) -> np.ndarray:
+        return decode(img_bytes, scale, full_size)  # BGR [ceil(H / scale), ceil(W / scale), 3]
 
     def _resized_crop(self, img: np.ndarray, box: Box, size: int) -> np.ndarray:
         return resized_crop(img, box, size, self.interpolation, self.backend)
@@ -130,7 +128,13 @@ class MultiCrop(BaseTransform):
 
     def _independent_crops(self, results: dict) -> Tuple[List[np.ndarray], np.ndarray, int]:
         if self.gap is not None:
-            img, _, grid_boxes, scale = self._decode(results)  # boxes on the reduced image's grid
+            # boxes first, from the header; then the decode at the scale they allow
+            img_bytes, h, w, is_jpeg = self._read(results)
+            boxes = [self._draw_box(h, w) for _ in range(self.num_crops)]
+            scale = decode_scale(boxes, [self.crop_size] * self.num_crops, self.gap) if is_jpeg else 1
+            img = self._decode(img_bytes, scale, (h, w))
+            grid_boxes = [reduce_box(b, scale) for b in boxes]  # on the reduced image's grid
+            results['ori_shape'] = (h, w)
         else:
             img = results['img']
             grid_boxes = [self._draw_box(*img.shape[:2]) for _ in range(self.num_crops)]
