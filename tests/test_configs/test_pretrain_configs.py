@@ -51,7 +51,8 @@ def test_config_builds_model_pipeline_and_optimizer(path):
         wrapper_cfg = cfg.optim_wrapper.copy()
         # AMP wrappers need a GPU in mmengine; the plain version checks the same parameter groups.
         wrapper_cfg['type'] = wrapper_cfg['type'].replace('AmpAdv', 'Adv').replace('AmpOptim', 'Optim')
-        wrapper_cfg.pop('loss_scale', None)
+        for key in ('loss_scale', 'dtype'):
+            wrapper_cfg.pop(key, None)
         wrapper = build_optim_wrapper(model, wrapper_cfg)
     has_adv = any(n.rsplit('.', 1)[-1].startswith('adv_') for n, _ in model.named_parameters())
     assert has_adv == ('adversary' in cfg.model)
