@@ -1,11 +1,26 @@
 """Multi-head self-attention whose logits take the iRPE bias: the one place where attention gets a bias."""
-from typing import NamedTuple, Optional, Tuple
+from typing import NamedTuple, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..pos_embed.irpe import IRPE
+
+# torch's CUDA scaled_dot_product_attention (memory-efficient kernel) takes a float attn_mask whose strides
+# are multiples of this many elements on every dim but the last (stride 1), in the query's dtype; any other
+# mask it pads and slices itself inside the call (one [B, H, L, L] copy, invisible to torch.compile).
+SDPA_MASK_ALIGN = 8
+FUSED_MODES = (True, False, 'aligned')
+
+
+def align_bias(bias: torch.Tensor, align: int = SDPA_MASK_ALIGN) -> torch.Tensor:
+    """The same bias [..., L, S] held in storage whose rows are padded to a multiple of ``align`` (a view)."""
+    S = bias.shape[-1]
+    if S % align == 0 and bias.is_contiguous():
+        return bias
+    pad = -S % align
+    return F.pad(bias, (0, pad))[..., :S]  # [..., L, S + pad] storage, sliced back to S columns
 
 
 class AttentionContext(NamedTuple):
@@ -35,18 +50,23 @@ class Attention(nn.Module):
         proj_drop (float): dropout after ``proj``. Defaults to 0.
         rpe (dict, optional): kwargs of :class:`IRPE` (``ratio``, ``index_mode``, ``adversary``); None for
             no relative positional embedding.
-        fused (bool): use ``F.scaled_dot_product_attention`` (default); False runs the plain reference path
-            (explicit softmax, explicit ``r_ij``) that the tests compare the fast path with.
+        fused (bool | str): use ``F.scaled_dot_product_attention`` (True, default); False runs the plain
+            reference path (explicit softmax, explicit ``r_ij``) that the tests compare the fast path with;
+            ``'aligned'`` is the fast path with the iRPE bias laid out as the memory-efficient SDPA kernel
+            wants it (rows padded to a multiple of :data:`SDPA_MASK_ALIGN`, see :func:`align_bias`), so the
+            pad is an op of the model (fusable by ``torch.compile``) instead of a copy inside SDPA.
     """
 
     def __init__(self, embed_dims: int, num_heads: int, qkv_bias: bool = True, attn_drop: float = 0.,
-                 proj_drop: float = 0., rpe: Optional[dict] = None, fused: bool = True) -> None:
+                 proj_drop: float = 0., rpe: Optional[dict] = None, fused: Union[bool, str] = True) -> None:
         super().__init__()
         if embed_dims % num_heads != 0:
             raise ValueError(f'embed_dims={embed_dims} is not divisible by num_heads={num_heads}')
         self.num_heads = num_heads
         self.head_dims = embed_dims // num_heads
         self.scale = self.head_dims**-0.5
+        if fused not in FUSED_MODES:
+            raise ValueError(f'fused must be one of {FUSED_MODES}, got {fused!r}')
         self.fused = fused
         self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias)
         self.attn_drop = attn_drop
@@ -73,7 +93,9 @@ class Attention(nn.Module):
         q, k, v = self._qkv(x)
         dropout = self.attn_drop if self.training else 0.
         if self.fused:
-            bias = self.rpe(q, ctx.hw, ctx.query_mask) if self.rpe is not None else None
+            bias = self.rpe(q, ctx.hw, ctx.query_mask) if self.rpe is not None else None  # [B, H, L, L]
+            if bias is not None and self.fused == 'aligned':
+                bias = align_bias(bias)
             # q is already scaled; the bias uses the same scaled query.
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout, scale=1.0)
         else:
