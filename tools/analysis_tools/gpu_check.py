@@ -8,24 +8,30 @@ Prints, in order:
 2. bf16 autocast vs float32 on one batch, for MAE+, each AdPE mode (APE/iRPE x embed/coord) and FGSM: the
    relative loss difference, the cosine of the weight gradients and of the adversary gradients (for FGSM:
    the fraction of pixels whose perturbation ``eps * sign(grad)`` has the same sign);
-3. which ``scaled_dot_product_attention`` backends each attention of the models can run (forward and
-   backward, in the autocast dtype): plain (APE), iRPE bias, and iRPE with the bias aligned
-   (``fused='aligned'``), at the token counts of a 112 px crop (7 x 7 + cls) and of MAE's 224 decoder;
+3. for each attention kind of the models (plain (APE), iRPE bias, iRPE with the bias aligned
+   (``fused='aligned'``); at the token counts of a 112 px crop (7 x 7 + cls) and of MAE's 224 decoder), with
+   float32 weights under bf16 autocast as in training, forward and backward: the
+   ``scaled_dot_product_attention`` backend torch picks (from the profiler's op names), the backends that run
+   when forced one at a time (``torch.nn.attention.sdpa_kernel``), and the bias's dtype and whether it reaches
+   SDPA in the memory-efficient kernel's layout (else SDPA pads a copy of it in every call);
 4. per pretraining step at ViT-B with the largest batch that fits (doubling from ``--min-batch``): step time,
    images/s, peak memory and MFU for MAE 224, MAE+ 1x112, MAE+ 4x112 (APE and iRPE) and AdPE RPE coord, and
-   the ratios to MAE; MFU = 6 x forward multiply-adds x images/s / peak FLOP/s (forward multiply-adds from
-   :func:`adpe_mm.analysis.flops.model_flops`, one multiply-add = 2 FLOPs, backward = 2 x forward);
+   the ratios to MAE (each row printed as soon as it is measured); MFU = 6 x forward multiply-adds x
+   images/s / peak FLOP/s (forward multiply-adds from :func:`adpe_mm.analysis.flops.model_flops`, one
+   multiply-add = 2 FLOPs, backward = 2 x forward);
 5. the targets: MAE+ 4x112 bf16 >= 45% MFU, AdPE RPE coord / MAE+ iRPE <= 1.05 and MAE+ iRPE / APE <= 1.10
    (time per image).
 
 The step is ``benchmark_pretrain.StepBenchmark`` (the same model, optimizer wrapper and synthetic crops),
 run here in one process, one entry after the other (on one GPU the entries' memory would add up).
-``--dry-run`` runs everything on CPU with the tiny ViT, batch 2 and 2 steps: the structure and the agreement
-numbers are real, the timings and MFU are not meaningful.
+``--fused-adamw`` and ``--aligned-bias`` time (and check the agreement of) the GPU switches of
+``docs/benchmarks.md`` instead of the configs' defaults. The JSON (``--json``) is rewritten after every
+section, so a run cut short keeps what it measured. ``--dry-run`` runs everything on CPU with the tiny ViT,
+batch 2 and 2 steps: the structure and the agreement numbers are real, the timings and MFU are not
+meaningful.
 """
 import argparse
 import json
-import math
 import os
 import os.path as osp
 import sys
@@ -33,6 +39,7 @@ import time
 from typing import Dict, List, Optional
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))  # the config paths below are relative to it
 from benchmark_pretrain import Entry, StepBenchmark, build_model, load_config, machine_description  # noqa: E402
 
 # Peak dense bf16 tensor-core FLOP/s (no sparsity), in TFLOP/s, by a substring of the device name.
@@ -100,7 +107,8 @@ def agreement(name: str, config: str, options: dict, args, device: str) -> Dict:
     from mmpretrain.structures import DataSample
 
     from adpe_mm.models.utils.adversary import project_
-    cfg, _ = load_config(Entry(name, osp.abspath(config), options, None), args.arch)
+    cfg, _ = load_config(Entry(name, osp.join(REPO, config), {**switch_options(config, args), **options}, None),
+                         args.arch)
     cfg.model.pop('log_adv_gap', None)
     torch.manual_seed(args.seed)
     model = build_model(cfg).to(device).train()
@@ -153,14 +161,35 @@ def agreement(name: str, config: str, options: dict, args, device: str) -> Dict:
 
 # ---------------------------------------------------------------------------------------- SDPA backends
 
+# the aten ops behind each SDPA backend (CUDA and CPU names), as the profiler records them
+SDPA_OPS = {'_scaled_dot_product_flash_attention': 'FLASH_ATTENTION',
+            '_scaled_dot_product_efficient_attention': 'EFFICIENT_ATTENTION',
+            '_scaled_dot_product_cudnn_attention': 'CUDNN_ATTENTION',
+            '_scaled_dot_product_fused_attention_overrideable': 'OVERRIDEABLE',
+            '_scaled_dot_product_attention_math': 'MATH'}
+
+
+def _sdpa_chosen(run) -> List[str]:
+    """The SDPA backends that ``run()`` dispatches to when torch chooses (read from the profiler's op names)."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        run()
+    names = {e.name for e in prof.events()}
+    return sorted({backend for op, backend in SDPA_OPS.items() if any(n.startswith('aten::' + op) for n in names)})
+
+
 def sdpa_backends(args, device: str) -> List[Dict]:
-    """The SDPA backends that run forward + backward of each attention kind at the models' shapes."""
+    """For each attention kind at the models' shapes, in training's precision (float32 weights under bf16
+    autocast): the backend torch picks for forward + backward, the backends that run when forced one at a
+    time (``sdpa_kernel``; a refusal is caught with its reason), and whether the iRPE bias reaches SDPA in the
+    memory-efficient kernel's layout (:func:`~adpe_mm.models.utils.attention.align_bias`: strides a multiple
+    of :data:`~adpe_mm.models.utils.attention.SDPA_MASK_ALIGN`, last stride 1; else SDPA copies it)."""
     import torch
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    from adpe_mm.models.utils import Attention, AttentionContext
+    from adpe_mm.models.utils import attention as attention_module
+    from adpe_mm.models.utils.attention import SDPA_MASK_ALIGN, Attention, AttentionContext
     dims, heads = (128, 4) if args.dry_run else (768, 12)
-    dtype = torch.bfloat16
     kinds = [('APE (no bias), 112 crop', None, True, (7, 7)), ('iRPE integer, 112 crop', dict(ratio=1.9), True, (7, 7)),
              ('iRPE relaxed + coord adversary, 112 crop',
               dict(ratio=1.9, adversary=dict(mode='coord', norm='linf', eps=20.)), True, (7, 7)),
@@ -168,50 +197,95 @@ def sdpa_backends(args, device: str) -> List[Dict]:
              ('APE (no bias), MAE 224 decoder', None, True, (14, 14))]
     backends = [b for b in ('FLASH_ATTENTION', 'EFFICIENT_ATTENTION', 'CUDNN_ATTENTION', 'MATH')
                 if hasattr(SDPBackend, b)]
+    masks = []
+    sdpa = attention_module.F.scaled_dot_product_attention
+
+    def spy(q, k, v, attn_mask=None, **kwargs):  # records the bias as SDPA receives it
+        masks.append(None if attn_mask is None else (attn_mask.dtype, attn_mask.stride()))
+        return sdpa(q, k, v, attn_mask=attn_mask, **kwargs)
+
     rows = []
     for label, rpe, fused, hw in kinds:
-        attn = Attention(dims, heads, rpe=rpe, fused=fused).to(device, dtype)
+        attn = Attention(dims, heads, rpe=rpe, fused=fused).to(device)
         L = hw[0] * hw[1] + 1
-        x = torch.randn(args.agree_batch * 4, L, dims, device=device, dtype=dtype, requires_grad=True)
+        x = torch.randn(args.agree_batch * 4, L, dims, device=device, requires_grad=True)
         rows_mask = torch.rand(x.shape[0], L, device=device) < 0.75
         rows_mask[:, 0] = False
+
+        def run():
+            with torch.autocast(device, dtype=torch.bfloat16):
+                out = attn(x, AttentionContext(hw, rows_mask))
+            out.float().sum().backward()
+
+        attention_module.F.scaled_dot_product_attention = spy
+        try:
+            chosen = _sdpa_chosen(run)
+        finally:
+            attention_module.F.scaled_dot_product_attention = sdpa
+        mask = masks[-1]
         ok, why = [], {}
         for b in backends:
             try:
                 with sdpa_kernel([getattr(SDPBackend, b)]):
-                    attn(x, AttentionContext(hw, rows_mask)).float().sum().backward()
+                    run()
                 ok.append(b)
             except (RuntimeError, NotImplementedError, ValueError) as e:
                 why[b] = str(e).strip().splitlines()[0][:120]
-        rows.append(dict(attention=label, tokens=L, usable=ok, refused=why))
+        rows.append(dict(attention=label, tokens=L, chosen=chosen, usable=ok, refused=why,
+                         bias_dtype=None if mask is None else str(mask[0]).replace('torch.', ''),
+                         bias_aligned=None if mask is None else (
+                             mask[1][-1] == 1 and all(s % SDPA_MASK_ALIGN == 0 for s in mask[1][:-1]))))
     return rows
 
 
 # ------------------------------------------------------------------------------------------------ speed
 
+def switch_options(config: str, args) -> dict:
+    """The config overrides of the GPU switches asked for on the command line (``--fused-adamw``,
+    ``--aligned-bias``); the aligned bias only where the config has an iRPE (adpe_mm's attention)."""
+    from mmengine.config import Config
+    options = {}
+    if args.fused_adamw:
+        options['optim_wrapper.optimizer.fused'] = True
+    if args.aligned_bias:
+        model = Config.fromfile(osp.join(REPO, config)).model
+        for part in ('backbone', 'neck'):
+            if model.get(part, {}).get('rpe'):
+                options[f'model.{part}.fused_attn'] = 'aligned'
+    return options
+
+
+def _is_oom(error: BaseException) -> bool:
+    # torch.cuda.OutOfMemoryError, or a cuBLAS / cuDNN allocation failure
+    return isinstance(error, RuntimeError) and ('out of memory' in str(error).lower() or 'alloc' in str(error).lower())
+
+
 def time_entry(name: str, config: str, options: dict, args, device: str) -> Dict:
-    """Largest batch that fits (doubling), then ``--steps`` timed steps at it."""
+    """Largest batch that fits (doubling from ``--min-batch`` while a probe step fits and the entry's
+    ``--search-s`` budget lasts), then ``--steps`` timed steps at it."""
     import torch
     settings = dict(device=device, amp_dtype='bfloat16', arch=args.arch, cfg_options={}, threads=None,
                     seed=args.seed, flops='formula')
-    entry = Entry(name, osp.abspath(config), options, None)
-    batch, best = args.min_batch, None
-    while batch <= args.max_batch:
+    entry = Entry(name, osp.join(REPO, config), {**switch_options(config, args), **options}, None)
+    batch, best, stop, t0 = args.min_batch, None, None, time.time()
+    while stop is None:
+        bench = None
         try:
             bench = StepBenchmark(entry, dict(settings, batch_size=batch))
             bench.step()
             best = batch
-            del bench
-        except RuntimeError as e:  # torch.cuda.OutOfMemoryError, or a cuBLAS/cuDNN allocation failure
-            if 'out of memory' not in str(e).lower() and 'alloc' not in str(e).lower():
+        except RuntimeError as e:
+            if not _is_oom(e):
                 raise
-            break
+            stop = f'batch {batch} out of memory'
         finally:
+            del bench  # before the next build: no two models on the card at once
             if device == 'cuda':
                 torch.cuda.empty_cache()
-        if args.dry_run:
-            break
-        batch *= 2
+        if stop is None:
+            batch *= 2
+            stop = ('dry run' if args.dry_run else f'--max-batch {args.max_batch}' if batch > args.max_batch else
+                    f'--search-s {args.search_s:g}' if time.time() - t0 > args.search_s else None)
     if best is None:
         raise RuntimeError(f'{name}: batch {args.min_batch} does not fit')
     bench = StepBenchmark(entry, dict(settings, batch_size=best))
@@ -220,9 +294,10 @@ def time_entry(name: str, config: str, options: dict, args, device: str) -> Dict
     times = sorted(bench.step()['step'] for _ in range(args.steps))
     step = times[len(times) // 2]
     macs = bench.info['flops_per_image']['total']  # forward multiply-adds per image
-    row = dict(name=name, batch=best, crops=bench.info['crops'] or 1, step_ms=1e3 * step, images_per_s=best / step,
-               peak_mem_gib=bench.peak_memory()['bytes'] / 2**30, gmacs_per_image=macs / 1e9,
-               train_tflops_per_s=6 * macs * best / step / 1e12, optim_wrapper=bench.info['optim_wrapper'])
+    row = dict(name=name, batch=best, search_stop=stop, crops=bench.info['crops'] or 1, step_ms=1e3 * step,
+               images_per_s=best / step, peak_mem_gib=bench.peak_memory()['bytes'] / 2**30,
+               gmacs_per_image=macs / 1e9, train_tflops_per_s=6 * macs * best / step / 1e12,
+               optim_wrapper=bench.info['optim_wrapper'], options={k: repr(v) for k, v in entry.options.items()})
     del bench
     if device == 'cuda':
         torch.cuda.empty_cache()
@@ -251,6 +326,11 @@ def parse_args(argv=None):
     p.add_argument('--peak-tflops', type=float, default=None, help='peak dense bf16 TFLOP/s of the card')
     p.add_argument('--min-batch', type=int, default=32, help='first batch of the doubling search (images)')
     p.add_argument('--max-batch', type=int, default=1024)
+    p.add_argument('--search-s', type=float, default=45., help='seconds per entry for the batch search: no '
+                   'further doubling after that (keeps the whole check under 8 minutes)')
+    p.add_argument('--fused-adamw', action='store_true', help='every entry with optim_wrapper.optimizer.fused=True')
+    p.add_argument('--aligned-bias', action='store_true',
+                   help="iRPE entries with fused_attn='aligned' in the encoder and decoder")
     p.add_argument('--steps', type=int, default=10)
     p.add_argument('--warmup', type=int, default=3)
     p.add_argument('--agree-batch', type=int, default=8, help='images (x 4 crops) of the agreement batch')
@@ -274,6 +354,8 @@ def main(argv=None) -> Dict:
     import torch
     from mmengine.logging import MMLogger
     MMLogger.get_instance('mmengine').setLevel(logging.WARNING)  # no per-parameter init log
+    # the step builds log through this one: keep their warnings (frozen sin-cos tables) out of the table
+    MMLogger.get_instance('benchmark_pretrain', log_level='ERROR')
     t0 = time.time()
     device = 'cpu' if args.dry_run else 'cuda'
     if device == 'cuda' and not torch.cuda.is_available():
@@ -284,6 +366,16 @@ def main(argv=None) -> Dict:
           f"CUDA {info['cuda']}, bf16 {info['bf16']}" if device == 'cuda' else ' (dry run on CPU)')
           + f", torch {info['torch']}; peak bf16 {fmt(peak)} TFLOP/s"
           + (' (unknown card: pass --peak-tflops)' if peak is None and not args.dry_run else ''))
+    result = dict(card=info, peak_bf16_tflops=peak, dry_run=args.dry_run, switches=dict(
+        fused_adamw=args.fused_adamw, aligned_bias=args.aligned_bias))
+
+    def save(**parts):  # the JSON so far, after every section (a timeout keeps what was measured)
+        result.update(parts, seconds=time.time() - t0)
+        if args.json:
+            os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
+            with open(args.json, 'w') as f:
+                json.dump(result, f, indent=1, default=str)
+
     print(f"\n== bf16 autocast vs fp32, one batch of {args.agree_batch} images x 4 crops of 112 px, ViT-{args.arch}")
     agree = []
     for name, (config, options) in AGREEMENT.items():
@@ -294,42 +386,48 @@ def main(argv=None) -> Dict:
                f"FGSM sign agreement {fmt(row['fgsm_sign_agreement'], '{:.4f}')}" if 'fgsm_sign_agreement' in row
                else 'no adversary')
         print(f"{name:16s} loss fp32 {row['loss_fp32']:.5f} bf16 {row['loss_bf16']:.5f} "
-              f"(rel diff {row['loss_rel_diff']:.2e}); weight grad cosine {row['weight_grad_cosine']:.5f}; {adv}")
-    print('\n== SDPA backends usable (forward + backward, bf16)')
+              f"(rel diff {row['loss_rel_diff']:.2e}); weight grad cosine {row['weight_grad_cosine']:.5f}; {adv}",
+              flush=True)
+    save(agreement=agree)
+    print('\n== SDPA backends (forward + backward, fp32 weights under bf16 autocast): chosen by torch; usable '
+          'when forced; the bias as SDPA gets it')
     backends = sdpa_backends(args, device)
     for row in backends:
-        print(f"{row['attention']:42s} L={row['tokens']:<4d} {', '.join(row['usable']) or 'none'}")
-    print(f"\n== step, ViT-{args.arch}, bf16, largest batch that fits (doubling from {args.min_batch}), "
-          f"median of {args.steps} steps" + (' -- dry run: timings are not meaningful' if args.dry_run else ''))
-    speed = [time_entry(name, config, options, args, device) for name, (config, options) in SPEED.items()]
-    base = speed[0]
-    for row in speed:
-        row['mfu'] = row['train_tflops_per_s'] / peak if peak else None
-        row['time_per_image_vs_mae'] = base['images_per_s'] / row['images_per_s']
-        row['flops_per_image_vs_mae'] = row['gmacs_per_image'] / base['gmacs_per_image']
+        bias = ('no bias' if row['bias_dtype'] is None else
+                f"bias {row['bias_dtype']} {'aligned' if row['bias_aligned'] else 'unaligned (SDPA copies it)'}")
+        print(f"{row['attention']:42s} L={row['tokens']:<4d} chosen {'+'.join(row['chosen']) or '?'}; "
+              f"usable {', '.join(row['usable']) or 'none'}; {bias}", flush=True)
+    save(sdpa=backends)
+    switches = [f for f, on in (('fused AdamW', args.fused_adamw), ('aligned iRPE bias', args.aligned_bias)) if on]
+    print(f"\n== step, ViT-{args.arch}, bf16, {', '.join(switches) or 'default switches'}, largest batch that fits "
+          f"(doubling from {args.min_batch}, {args.search_s:g} s per entry), median of {args.steps} steps"
+          + (' -- dry run: timings are not meaningful' if args.dry_run else ''))
     header = ('entry', 'batch', 'step ms', 'img/s', 'peak GiB', 'GMACs/img', 'TFLOP/s', 'MFU', 'time/img vs MAE',
-              'FLOPs/img vs MAE')
+              'FLOPs/img vs MAE', 'search stopped by')
     print('| ' + ' | '.join(header) + ' |')
-    print('|' + '---|' * len(header))
-    for r in speed:
+    print('|' + '---|' * len(header), flush=True)
+    speed = []
+    for name, (config, options) in SPEED.items():  # each row printed (and saved) as soon as it is measured
+        r = time_entry(name, config, options, args, device)
+        base = (speed or [r])[0]
+        r['mfu'] = r['train_tflops_per_s'] / peak if peak else None
+        r['time_per_image_vs_mae'] = base['images_per_s'] / r['images_per_s']
+        r['flops_per_image_vs_mae'] = r['gmacs_per_image'] / base['gmacs_per_image']
+        speed.append(r)
         cells = (r['name'], r['batch'], f"{r['step_ms']:.1f}", f"{r['images_per_s']:.1f}", f"{r['peak_mem_gib']:.2f}",
                  f"{r['gmacs_per_image']:.2f}", f"{r['train_tflops_per_s']:.2f}",
                  '-' if r['mfu'] is None else f"{100 * r['mfu']:.1f}%", f"{r['time_per_image_vs_mae']:.3f}",
-                 f"{r['flops_per_image_vs_mae']:.3f}")
-        print('| ' + ' | '.join(str(c) for c in cells) + ' |')
+                 f"{r['flops_per_image_vs_mae']:.3f}", r['search_stop'])
+        print('| ' + ' | '.join(str(c) for c in cells) + ' |', flush=True)
+        save(speed=speed)
     goals = targets(speed, measured=not args.dry_run)
     print('\n== targets')
     for g in goals:
-        verdict = 'not measured (dry run)' if args.dry_run else {True: 'MET', False: 'MISSED', None: 'no peak'}[g['met']]
+        verdict = ('not measured (dry run)' if args.dry_run else
+                   {True: 'MET', False: 'MISSED', None: 'no peak'}[g['met']])
         print(f"{g['target']:58s} {fmt(g['value'], '{:.3f}')}  {verdict}")
-    elapsed = time.time() - t0
-    print(f'\ngpu_check finished in {elapsed:.0f} s')
-    result = dict(card=info, peak_bf16_tflops=peak, dry_run=args.dry_run, agreement=agree, sdpa=backends,
-                  speed=speed, targets=goals, seconds=elapsed)
-    if args.json:
-        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
-        with open(args.json, 'w') as f:
-            json.dump(result, f, indent=1, default=lambda o: None if isinstance(o, float) and math.isnan(o) else str(o))
+    save(targets=goals)
+    print(f"\ngpu_check finished in {result['seconds']:.0f} s")
     return result
 
 
