@@ -7,7 +7,7 @@ from mmpretrain.registry import MODELS
 from torch import nn
 
 from ..pos_embed.sincos import grid_coords, sincos_2d, sincos_2d_table
-from ..utils.adversary import adversary_parameter, parse_adversary
+from ..utils.adversary import adversary_parameter, irpe_adversary, parse_adversary
 from ..utils.attention import AttentionContext
 from ..utils.init import mae_init_
 from .irpe_vit import IRPEViT
@@ -82,8 +82,7 @@ class MAEPlusViT(IRPEViT):
     def layer_rpe_cfg(self, index: int) -> Optional[dict]:
         if self.rpe_cfg is None or self.adversary is None or self.adversary['pe'] != 'rpe':
             return self.rpe_cfg
-        adv = dict(mode=self.adversary['mode'], norm=self.adversary['norm'], eps=self.adversary['eps'])
-        return dict(self.rpe_cfg, adversary=adv)
+        return dict(self.rpe_cfg, adversary=irpe_adversary(self.adversary))
 
     def init_weights(self) -> None:
         """MAE's initialisation: xavier Linear (patch embedding as a Linear), LN (1, 0), tokens N(0, .02),

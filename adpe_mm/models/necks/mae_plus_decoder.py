@@ -8,7 +8,7 @@ from mmpretrain.registry import MODELS
 from torch import nn
 
 from ..pos_embed.sincos import sincos_2d_table
-from ..utils.adversary import parse_adversary
+from ..utils.adversary import irpe_adversary, parse_adversary
 from ..utils.attention import AttentionContext
 from ..utils.init import mae_init_
 from ..utils.transformer_layer import TransformerLayer
@@ -63,8 +63,7 @@ class MAEPlusDecoder(BaseModule):
         if adversary is not None and adversary['pe'] == 'rpe':
             if rpe is None:
                 raise ValueError(f'adversary {adversary} perturbs iRPE but the decoder has rpe=None')
-            layer_rpe = dict(rpe, adversary=dict(mode=adversary['mode'], norm=adversary['norm'],
-                                                 eps=adversary['eps']))
+            layer_rpe = dict(rpe, adversary=irpe_adversary(adversary))
         self.decoder_embed = nn.Linear(embed_dim, decoder_embed_dim)
         self.register_buffer(
             'decoder_pos_embed', sincos_2d_table(self.grid, decoder_embed_dim, cls_token=True), persistent=False)

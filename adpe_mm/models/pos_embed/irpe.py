@@ -6,12 +6,25 @@ pair that involves the cls token. The logit bias of query i and key j is ``b_ij 
 with the same scaled query ``q / sqrt(d)`` that multiplies the keys, in pretraining, fine-tuning and every
 downstream backbone (see docs/method_notes.md for why the reference implementation's variant is wrong).
 
-Two lookups of the table:
+Three lookups of the table (``index_mode``):
 
 * ``integer``: the piecewise index of each axis, rounded and cast to an integer (buckets -3..3 for ratio 1.9);
 * ``relaxed``: the same index without rounding, clamped to [-3, 3], reading the ``side x side`` table by
   bilinear interpolation with exact geometry (continuous index m reads bucket m; integer m reads exactly that
   bucket). Coordinate-mode adversaries need it because the integer index has no useful gradient.
+* ``reference``: the authors' lookup, for reproducing their numbers only: the index clamped to [-beta, beta],
+  divided by beta and read by ``grid_sample(align_corners=False, padding_mode='zeros')`` (index m at texel
+  ``(side - 1) / 2 + side * m / (2 * beta)``, zeros beyond the edge texels), with the row offset on the
+  table's W axis and the column offset on its H axis.
+
+A coordinate adversary of the ``relaxed`` lookup reads the table at shifted offsets with its own ``edge``:
+``'fade'`` (default) continues the relaxed index up to +-beta, as the paper's g~ does, and fades the table
+linearly to zero one bucket beyond its edge, so the bias keeps responding to the shift until the offset
+passes gamma; ``'clamp'`` is the original lookup, whose pairs all saturate (zero gradient) once the shift
+exceeds the grid's ``saturation_radius`` (12.33 patches on the 7x7 pretraining grid). The adversarial rows
+read ``clean + lookup_edge(offset + delta) - lookup_edge(offset)``: exactly the clean lookup at delta = 0 on
+every grid, and exactly the table at the shifted offsets wherever the two lookups agree at delta = 0 (every
+pair of the 7x7 grid, whose offsets stay below 6.33).
 
 Offsets are query minus key, in patches, so the buckets do not depend on the grid size: the same table
 serves the 7x7 pretraining grid, the 14x14 fine-tuning grid and the 64x64 detection grid.
@@ -21,17 +34,21 @@ The fast path computes ``q @ W`` ([B, H, L, nb]) and spreads it over the [B, H, 
 materialises every ``r_ij`` instead and is what the tests compare the fast path with.
 """
 import math
+import warnings
 from functools import lru_cache
 from typing import Mapping, Optional, Tuple
 
 import torch
 from torch import nn
 
-from ..utils.adversary import adversary_parameter, check_ball
+from ..utils.adversary import COORD_EDGES, adversary_parameter, check_ball
 from .sincos import grid_coords
 
-INDEX_MODES = ('integer', 'relaxed')
+INDEX_MODES = ('integer', 'relaxed', 'reference')  # the codes of encode_lookup: only ever appended
 ADVERSARY_MODES = ('embed', 'coord')
+# How a continuous index reads the table (see the module docstring): 'clamp' (the relaxed lookup), 'fade'
+# (a relaxed coordinate adversary's default edge) and 'reference' (the authors' grid_sample).
+LOOKUPS = ('clamp', 'fade', 'reference')
 
 
 def piecewise_params(ratio: float) -> Tuple[float, float, float]:
@@ -58,12 +75,36 @@ def piecewise_index(x: torch.Tensor, alpha: float, beta: float, gamma: float) ->
     return torch.where(x.abs() <= alpha, torch.round(x), far).long()
 
 
-def relaxed_index(x: torch.Tensor, alpha: float, beta: float, gamma: float) -> torch.Tensor:
-    """The piecewise index without rounding, clamped to ``[-int(beta), int(beta)]``; differentiable in x."""
+def relaxed_index(x: torch.Tensor, alpha: float, beta: float, gamma: float,
+                  limit: Optional[float] = None) -> torch.Tensor:
+    """The piecewise index without rounding, clamped to ``[-limit, limit]``; differentiable in x.
+
+    ``limit`` defaults to ``int(beta)`` (the last bucket); ``limit=beta`` is the paper's g~, which stops
+    changing at ``|x| = gamma``.
+    """
     far = torch.sign(x) * torch.clamp(_log_part(x.abs(), alpha, beta, gamma), max=beta)
     out = torch.where(x.abs() <= alpha, x, far)
-    limit = float(int(beta))
+    limit = float(int(beta)) if limit is None else float(limit)
     return out.clamp(-limit, limit)
+
+
+def saturation_offset(ratio: float, lookup: str = 'clamp') -> float:
+    """|offset| (patches) from which the relaxed index of ``lookup`` is constant: g~^-1(int(beta)) for
+    'clamp' (6.33 for ratio 1.9), gamma for 'fade' and 'reference' (15.2)."""
+    alpha, beta, gamma = piecewise_params(ratio)
+    if lookup not in LOOKUPS:
+        raise ValueError(f'lookup must be one of {LOOKUPS}, got {lookup!r}')
+    if lookup != 'clamp':
+        return gamma
+    s = int(beta)
+    return float(s) if s <= alpha else alpha * math.exp((s - alpha) / (beta - alpha) * math.log(gamma / alpha))
+
+
+def saturation_radius(hw: Tuple[int, int], ratio: float, lookup: str = 'clamp') -> float:
+    """The smallest shift (patches, on one axis) at which every pair of the ``hw`` grid is saturated on that
+    axis, so that the coordinate adversary's gradient along it is exactly 0: ``max offset + saturation_offset``
+    of the shorter axis (12.33 on 7x7 for 'clamp', 21.2 for 'fade' and 'reference')."""
+    return min(hw[0], hw[1]) - 1 + saturation_offset(ratio, lookup)
 
 
 def _pair_offsets(hw: Tuple[int, int], device) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -89,31 +130,61 @@ def bucket_index(hw: Tuple[int, int], ratio: float, with_cls: bool, device: torc
     return index
 
 
-def relaxed_corners(hw: Tuple[int, int], ratio: float, with_cls: bool, device: torch.device,
-                    delta: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Bilinear corners of the relaxed lookup of every token pair: buckets [L, L, 4] and weights [L, L, 4].
+def axis_corners(x: torch.Tensor, ratio: float, lookup: str = 'clamp'
+                 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Linear interpolation of offsets ``x`` on one table axis: corner texels (c0, c1) and weights (w0, w1).
 
-    Args:
-        delta (Tensor, optional): a coordinate shift (delta_y, delta_x) in patches added to every offset;
-            the weights are differentiable in it.
+    * ``clamp``: texel ``g~(x) + s`` with the index clamped to [-s, s] (s = int(beta)); the last cell ends at
+      texel side - 1, so nothing outside the table is mixed in;
+    * ``fade``: texel ``g~(x) + s`` with the index clamped to [-beta, beta]; the texels -1 and side beyond the
+      edges are zeros;
+    * ``reference``: texel ``((g~(x) / beta + 1) * side - 1) / 2`` (``grid_sample``, ``align_corners=False``)
+      with the index clamped to [-beta, beta], zeros beyond the edges.
+
+    Corners outside the table get weight 0 (and a valid texel, so they can be gathered). The weights are
+    differentiable in x.
     """
     alpha, beta, gamma = piecewise_params(ratio)
     s = int(beta)
     side = 2 * s + 1
+    if lookup == 'clamp':
+        t = relaxed_index(x, alpha, beta, gamma) + s  # in [0, side - 1]
+        c0 = t.detach().floor().clamp(0, side - 2)
+        frac = t - c0
+        return c0, c0 + 1, 1 - frac, frac
+    if lookup not in LOOKUPS:
+        raise ValueError(f'lookup must be one of {LOOKUPS}, got {lookup!r}')
+    m = relaxed_index(x, alpha, beta, gamma, limit=beta)
+    t = m + s if lookup == 'fade' else ((m / beta + 1) * side - 1) / 2
+    c0 = t.detach().floor()  # in [-1, side - 1]
+    frac = t - c0
+    w0 = torch.where(c0 >= 0, 1 - frac, torch.zeros_like(frac))
+    w1 = torch.where(c0 + 1 <= side - 1, frac, torch.zeros_like(frac))
+    return c0.clamp(0, side - 1), (c0 + 1).clamp(0, side - 1), w0, w1
+
+
+def relaxed_corners(hw: Tuple[int, int], ratio: float, with_cls: bool, device: torch.device,
+                    delta: Optional[torch.Tensor] = None, lookup: str = 'clamp'
+                    ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Bilinear corners of a continuous lookup of every token pair: buckets [L, L, 4] and weights [L, L, 4].
+
+    Args:
+        delta (Tensor, optional): a coordinate shift (delta_y, delta_x) in patches added to every offset;
+            the weights are differentiable in it.
+        lookup (str): ``'clamp'`` (the relaxed lookup), ``'fade'`` or ``'reference'`` (see
+            :func:`axis_corners`). The table's H axis is the row offset's, except for ``'reference'``, which
+            puts the column offset on H and the row offset on W as the authors' ``grid_sample`` call does.
+    """
+    side = 2 * int(piecewise_params(ratio)[1]) + 1
     dy, dx = _pair_offsets(hw, device)
     if delta is not None:
         dy = dy + delta[0]
         dx = dx + delta[1]
-    fy = relaxed_index(dy, alpha, beta, gamma) + s  # [N, N] in [0, side - 1]
-    fx = relaxed_index(dx, alpha, beta, gamma) + s
-    # Corner (y0, x0) of the interpolation cell; the last cell ends exactly at bucket side - 1, so an
-    # integer index m reads bucket m with weight 1 and nothing outside the table is ever mixed in.
-    y0 = fy.detach().floor().clamp(0, side - 2)
-    x0 = fx.detach().floor().clamp(0, side - 2)
-    ty, tx = fy - y0, fx - x0
-    buckets = torch.stack([y0 * side + x0, y0 * side + x0 + 1, (y0 + 1) * side + x0, (y0 + 1) * side + x0 + 1],
-                          dim=-1).long()  # [N, N, 4]
-    weights = torch.stack([(1 - ty) * (1 - tx), (1 - ty) * tx, ty * (1 - tx), ty * tx], dim=-1)
+    rows, cols = axis_corners(dy, ratio, lookup), axis_corners(dx, ratio, lookup)  # each 4 x [N, N]
+    (h0, h1, wh0, wh1), (v0, v1, wv0, wv1) = (cols, rows) if lookup == 'reference' else (rows, cols)
+    # bucket = H texel * side + W texel; an integer index m reads bucket m with weight 1 in 'clamp'/'fade'
+    buckets = torch.stack([h0 * side + v0, h0 * side + v1, h1 * side + v0, h1 * side + v1], dim=-1).long()
+    weights = torch.stack([wh0 * wv0, wh0 * wv1, wh1 * wv0, wh1 * wv1], dim=-1)  # [N, N, 4]
     if with_cls:  # cls pairs read the cls bucket with weight 1 (the other three corners weigh 0)
         buckets = nn.functional.pad(buckets, (0, 0, 1, 0, 1, 0), value=side * side)
         weights = nn.functional.pad(weights, (0, 0, 1, 0, 1, 0))
@@ -125,9 +196,9 @@ def relaxed_corners(hw: Tuple[int, int], ratio: float, with_cls: bool, device: t
 
 
 def relaxed_lookup_matrix(hw: Tuple[int, int], ratio: float, with_cls: bool, device: torch.device,
-                          delta: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """The relaxed lookup as a dense matrix [L, nb, L]: ``bias[i, j] = sum_k qW[i, k] M[i, k, j]``."""
-    buckets, weights = relaxed_corners(hw, ratio, with_cls, device, delta)
+                          delta: Optional[torch.Tensor] = None, lookup: str = 'clamp') -> torch.Tensor:
+    """A continuous lookup as a dense matrix [L, nb, L]: ``bias[i, j] = sum_k qW[i, k] M[i, k, j]``."""
+    buckets, weights = relaxed_corners(hw, ratio, with_cls, device, delta, lookup)
     nb = (2 * int(piecewise_params(ratio)[1]) + 1)**2 + 1
     lookup = weights.new_zeros(*buckets.shape[:2], nb).scatter_add(-1, buckets, weights)  # [L, L, nb]
     return lookup.transpose(1, 2)
@@ -139,11 +210,11 @@ DENSE_LOOKUP_LIMIT = 2**23
 
 
 @lru_cache(maxsize=64)
-def _clean_relaxed(hw, ratio, with_cls, device, dense: bool):
-    """Cached clean (delta = 0) relaxed lookup: the dense matrix, or the (buckets, weights) corners."""
+def _clean_relaxed(hw, ratio, with_cls, device, dense: bool, lookup: str = 'clamp'):
+    """Cached delta = 0 continuous lookup: the dense matrix, or the (buckets, weights) corners."""
     if dense:
-        return relaxed_lookup_matrix(hw, ratio, with_cls, device)
-    return relaxed_corners(hw, ratio, with_cls, device)
+        return relaxed_lookup_matrix(hw, ratio, with_cls, device, lookup=lookup)
+    return relaxed_corners(hw, ratio, with_cls, device, lookup=lookup)
 
 
 def _gather_corners(qw: torch.Tensor, buckets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -192,14 +263,18 @@ class IRPE(nn.Module):
         head_dims (int): d, the per-head query/key width; the table is [d, nb].
         ratio (float): the piecewise index ratio r (alpha = r, beta = 2r, gamma = 8r). Defaults to 1.9,
             which gives 7 x 7 + 1 = 50 buckets.
-        index_mode (str, optional): ``'integer'`` or ``'relaxed'`` lookup. Defaults to ``'relaxed'`` when a
-            coordinate adversary is attached and ``'integer'`` otherwise. It is stored in the state dict
-            with the ratio (extra state, see :func:`encode_lookup`) so a checkpoint cannot be loaded into a
-            model with another lookup.
+        index_mode (str, optional): ``'integer'``, ``'relaxed'`` or ``'reference'`` (the authors' lookup,
+            for reproduction only) lookup. Defaults to ``'relaxed'`` when a coordinate adversary is attached
+            and ``'integer'`` otherwise. It is stored in the state dict with the ratio (extra state, see
+            :func:`encode_lookup`) so a checkpoint cannot be loaded into a model with another lookup.
         adversary (dict, optional): ``dict(mode='embed' | 'coord', norm='l2' | 'linf', eps=float)``.
             ``embed`` adds a per-bucket ``adv_embed`` [d, nb] to the table seen by masked query rows;
             ``coord`` shifts the offsets seen by masked query rows by ``adv_coord`` = (delta_y, delta_x)
-            patches (needs the relaxed lookup).
+            patches (needs the relaxed or the reference lookup). With the relaxed lookup ``edge='fade'``
+            (default) or ``'clamp'`` says how the shifted offsets read the table beyond its last bucket (see
+            the module docstring). A ball that reaches the grid's :func:`saturation_radius` (a region where
+            the adversary's gradient is exactly 0) is refused at the first forward with that grid, or only
+            warned about with ``edge='clamp'``, which exists to reproduce the runs made with it.
     """
 
     def __init__(self, head_dims: int, ratio: float = 1.9, index_mode: Optional[str] = None,
@@ -209,24 +284,36 @@ class IRPE(nn.Module):
         self.ratio = float(ratio)
         self.side = 2 * int(beta) + 1
         self.num_buckets = self.side * self.side + 1
-        adv_mode = None
+        adv_mode, edge = None, None
         if adversary is not None:
             adversary = dict(adversary)
             adv_mode = adversary.pop('mode', None)
             if adv_mode not in ADVERSARY_MODES:
                 raise ValueError(f'iRPE adversary mode must be one of {ADVERSARY_MODES}, got {adv_mode!r}')
             ball = check_ball(adversary.pop('norm', None), adversary.pop('eps', None))
+            edge = adversary.pop('edge', None)
             if adversary:
                 raise ValueError(f'unknown iRPE adversary keys {sorted(adversary)}')
         if index_mode is None:
             index_mode = 'relaxed' if adv_mode == 'coord' else 'integer'
         if index_mode not in INDEX_MODES:
             raise ValueError(f'iRPE index_mode must be one of {INDEX_MODES}, got {index_mode!r}')
-        if adv_mode == 'coord' and index_mode != 'relaxed':
-            raise ValueError("a coordinate-mode iRPE adversary needs index_mode='relaxed', "
+        if adv_mode == 'coord' and index_mode == 'integer':
+            raise ValueError("a coordinate-mode iRPE adversary needs index_mode='relaxed' (or 'reference'), "
                              f'got index_mode={index_mode!r}')
+        if edge is not None and (adv_mode != 'coord' or index_mode != 'relaxed'):
+            raise ValueError(f'iRPE adversary edge={edge!r} applies to a coordinate adversary with '
+                             f"index_mode='relaxed' only (got mode={adv_mode!r}, index_mode={index_mode!r}; "
+                             "the reference lookup has its own edge)")
+        if edge is not None and edge not in COORD_EDGES:
+            raise ValueError(f'iRPE adversary edge must be one of {COORD_EDGES}, got {edge!r}')
         self.index_mode = index_mode
         self.adversary_mode = adv_mode
+        # The continuous lookups of clean rows and of coordinate-shifted rows (None for the integer index).
+        self.clean_lookup = {'integer': None, 'relaxed': 'clamp', 'reference': 'reference'}[index_mode]
+        self.adversary_lookup = None
+        if adv_mode == 'coord':
+            self.adversary_lookup = 'reference' if index_mode == 'reference' else (edge or 'fade')
         self.lookup_table = nn.Parameter(torch.zeros(head_dims, self.num_buckets))
         if adv_mode == 'embed':
             self.adv_embed = adversary_parameter((head_dims, self.num_buckets), *ball)
@@ -235,7 +322,24 @@ class IRPE(nn.Module):
 
     def extra_repr(self) -> str:
         return (f'head_dims={self.lookup_table.shape[0]}, buckets={self.num_buckets}, ratio={self.ratio}, '
-                f'index_mode={self.index_mode!r}, adversary={self.adversary_mode!r}')
+                f'index_mode={self.index_mode!r}, adversary={self.adversary_mode!r}'
+                + (f', adversary_lookup={self.adversary_lookup!r}' if self.adversary_lookup else ''))
+
+    def check_coord_ball(self, hw: Tuple[int, int]) -> None:
+        """Refuse (or, for ``edge='clamp'``, warn about) a coordinate ball that reaches the saturation radius
+        of grid ``hw``, i.e. contains shifts where the adversary's gradient is exactly 0."""
+        if self.adversary_mode != 'coord':  # (plain float arithmetic: no state, nothing for torch.compile)
+            return
+        ball = self.adv_coord.adv_ball  # an AdversaryBall (norm, eps)
+        radius = saturation_radius(hw, self.ratio, self.adversary_lookup)
+        if ball.eps >= radius:
+            msg = (f'the iRPE coordinate adversary ({ball.norm} eps={ball.eps:g} patches, lookup '
+                   f'{self.adversary_lookup!r}) reaches the saturation radius {radius:.2f} of the {hw[0]}x{hw[1]} '
+                   'grid: shifted that far, every pair reads the saturated index on that axis and the '
+                   f"adversary's gradient is exactly 0; use eps < {radius:.2f}")
+            if self.adversary_lookup != 'clamp':
+                raise ValueError(msg)
+            warnings.warn(msg + " (or edge='fade', the default)")  # shown once per place by default
 
     # The lookup is part of what the table means: keep it with the weights (see encode_lookup).
     def get_extra_state(self) -> torch.Tensor:
@@ -281,16 +385,22 @@ class IRPE(nn.Module):
             index = bucket_index(hw, self.ratio, with_cls, q.device)
             return qw.gather(-1, index.expand(*qw.shape[:2], -1, -1))
         dense = q.shape[2]**2 * self.num_buckets <= DENSE_LOOKUP_LIMIT
-        clean = _clean_relaxed(hw, self.ratio, with_cls, q.device, dense)
+        clean = _clean_relaxed(hw, self.ratio, with_cls, q.device, dense, self.clean_lookup)
         bias = _relaxed_bias(qw, clean)
         if self.adversary_mode == 'coord' and rows is not None:
-            # Masked rows read the table at offsets shifted by adv_coord.
-            if dense:  # the difference to the clean lookup is 0 at delta = 0 and carries delta's gradient
-                shifted = relaxed_lookup_matrix(hw, self.ratio, with_cls, q.device, self.adv_coord)
-                bias = bias + rows * _relaxed_bias(qw, shifted - clean)
-            else:
-                shifted = relaxed_corners(hw, self.ratio, with_cls, q.device, self.adv_coord)
+            self.check_coord_ball(hw)
+            # Masked rows read clean + lookup(offsets + adv_coord) - lookup(offsets) with the adversary's lookup.
+            adv = self.adversary_lookup
+            origin = clean if adv == self.clean_lookup else _clean_relaxed(hw, self.ratio, with_cls, q.device,
+                                                                           dense, adv)
+            shifted = (relaxed_lookup_matrix if dense else relaxed_corners)(hw, self.ratio, with_cls, q.device,
+                                                                            self.adv_coord, adv)
+            if dense:  # the difference is 0 at delta = 0 and carries delta's gradient
+                bias = bias + rows * _relaxed_bias(qw, shifted - origin)
+            elif adv == self.clean_lookup:
                 bias = torch.where(rows.bool(), _relaxed_bias(qw, shifted), bias)
+            else:
+                bias = bias + rows * (_relaxed_bias(qw, shifted) - _relaxed_bias(qw, origin))
         return bias
 
     def reference_bias(self, q: torch.Tensor, hw: Tuple[int, int],
@@ -304,14 +414,21 @@ class IRPE(nn.Module):
         elif self.adversary_mode == 'coord':
             delta = self.adv_coord
 
-        def pair_embeddings(w: torch.Tensor, shift) -> torch.Tensor:  # [d, L, L]
+        def pair_embeddings(w: torch.Tensor, shift=None, lookup=self.clean_lookup) -> torch.Tensor:  # [d, L, L]
             if self.index_mode == 'integer':
                 return w[:, bucket_index(tuple(hw), self.ratio, with_cls, q.device)]
-            lookup = relaxed_lookup_matrix(tuple(hw), self.ratio, with_cls, q.device, shift)  # [L, nb, L]
-            return torch.einsum('dk,ikj->dij', w, lookup)
+            matrix = relaxed_lookup_matrix(tuple(hw), self.ratio, with_cls, q.device, shift, lookup)  # [L, nb, L]
+            return torch.einsum('dk,ikj->dij', w, matrix)
 
-        clean = torch.einsum('bhid,dij->bhij', q, pair_embeddings(table, None).to(q.dtype))
+        clean = torch.einsum('bhid,dij->bhij', q, pair_embeddings(table).to(q.dtype))
         if self.adversary_mode is None or query_mask is None:
             return clean
-        adv = torch.einsum('bhid,dij->bhij', q, pair_embeddings(adv_table, delta).to(q.dtype))
+        if delta is None:
+            adv_pairs = pair_embeddings(adv_table)
+        else:
+            self.check_coord_ball(tuple(hw))
+            lookup = self.adversary_lookup
+            adv_pairs = pair_embeddings(table) + pair_embeddings(table, delta, lookup) - pair_embeddings(table,
+                                                                                                        None, lookup)
+        adv = torch.einsum('bhid,dij->bhij', q, adv_pairs.to(q.dtype))
         return torch.where(query_mask[:, None, :, None], adv, clean)
