@@ -7,8 +7,10 @@ mmengine's :class:`OptimWrapper` / :class:`AmpOptimWrapper`:
 
 - validation of those groups at construction (and after ``load_state_dict``);
 - gradient clipping that sees only the ordinary parameters;
-- an optional transform of the adversary gradients (``'sign'``, ``'l2_normalize'``) and an optional plain
-  ascent update ``delta += lr * g`` in place of the optimizer's rule (PGD);
+- an optional transform of the adversary gradients (``'sign'``, ``'l2_normalize'``, ``'ball'``) and an
+  optional plain ascent update ``delta += lr * g`` in place of the optimizer's rule (PGD);
+- an optional step size in units of the adversary's own ball (``adv_ball_steps``: cross the ball in N steps
+  at the peak lr) in place of the paper's rule (adversary lr = weight lr);
 - projection of every adversary onto its ball after every real optimizer step;
 - a guard, installed at import for every torch optimizer in the process, that refuses the first step of an
   optimizer that holds adversaries but is not driven by one of these wrappers (a plain ``OptimWrapper``
@@ -34,13 +36,22 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from adpe_mm.models.utils.adversary import is_adversary, project_
 
-ADV_GRAD_TRANSFORMS = (None, 'sign', 'l2_normalize')
+ADV_GRAD_TRANSFORMS = (None, 'sign', 'l2_normalize', 'ball')
 ADV_UPDATES = ('optimizer', 'ascent')
 
 
 @torch.no_grad()
-def transform_adversary_grad_(grad: torch.Tensor, transform: Optional[str]) -> torch.Tensor:
-    """Replace an adversary gradient in place by its sign or by itself over its l2 norm (whole tensor)."""
+def transform_adversary_grad_(grad: torch.Tensor, transform: Optional[str], norm: Optional[str] = None
+                              ) -> torch.Tensor:
+    """Replace an adversary gradient in place by its sign or by itself over its l2 norm (whole tensor).
+
+    ``'ball'`` is the steepest-ascent direction of the adversary's own ball (``norm``): the sign for l_inf,
+    the l2-normalised gradient for l2, so that a step of size s moves the adversary by exactly s in its norm.
+    """
+    if transform == 'ball':
+        if norm not in ('l2', 'linf'):
+            raise ValueError(f"adv_grad_transform='ball' needs the adversary's ball norm, got {norm!r}")
+        transform = 'sign' if norm == 'linf' else 'l2_normalize'
     if transform == 'sign':
         return grad.sign_()
     if transform == 'l2_normalize':
@@ -101,15 +112,22 @@ class AdversaryOptimMixin:
 
     optimizer: Optimizer
 
-    def _setup_adversaries(self, adv_grad_transform: Optional[str], adv_update: str) -> None:
+    def _setup_adversaries(self, adv_grad_transform: Optional[str], adv_update: str,
+                           adv_ball_steps: Optional[int] = None) -> None:
         if adv_grad_transform not in ADV_GRAD_TRANSFORMS:
             raise ValueError(f'adv_grad_transform must be one of {ADV_GRAD_TRANSFORMS}, '
                              f'got {adv_grad_transform!r}')
         if adv_update not in ADV_UPDATES:
             raise ValueError(f'adv_update must be one of {ADV_UPDATES}, got {adv_update!r}')
+        if adv_ball_steps is not None and (isinstance(adv_ball_steps, bool) or not isinstance(adv_ball_steps, int)
+                                           or adv_ball_steps <= 0):
+            raise ValueError(f'adv_ball_steps must be a positive int or None, got {adv_ball_steps!r}')
         self.adv_grad_transform = adv_grad_transform
         self.adv_update = adv_update
+        self.adv_ball_steps = adv_ball_steps
         self._check_param_groups()
+        if adv_ball_steps is not None:
+            self._set_ball_lrs(adv_ball_steps)
         _ADVERSARIAL_OPTIMIZERS.add(self.optimizer)
         # Gradients the optimizer must not see in 'ascent' mode, held from the pre- to the post-hook.
         self._hidden_adv_grads: List[Tuple[nn.Parameter, torch.Tensor]] = []
@@ -163,6 +181,20 @@ class AdversaryOptimMixin:
                              "silently descend on the adversaries; use an optimizer that has one (SGD, Adam, "
                              "AdamW, ...) or adv_update='ascent'")
 
+    def _set_ball_lrs(self, steps: int) -> None:
+        """Give every adversary group the lr ``lr_mult * eps / steps``, ``lr_mult`` = its lr over the optimizer's
+        base lr (the constructor's ``lr_mult``); the param schedulers then scale it like every group's lr."""
+        base_lr = self.optimizer.defaults.get('lr')
+        if not base_lr:
+            raise ValueError(f'{type(self).__name__}: adv_ball_steps needs an optimizer with a base lr > 0 '
+                             f'(got lr={base_lr!r}) to read the adversary groups\' lr_mult from')
+        for i, group in enumerate(self._adversary_groups()):
+            radii = sorted({p.adv_ball.eps for p in group['params']})
+            if len(radii) > 1:
+                raise ValueError(f'{type(self).__name__}: adv_ball_steps gives one lr per param group, but group '
+                                 f'{i} holds adversaries of eps {radii}; give each eps its own custom key')
+            group['lr'] = group['lr'] / base_lr * radii[0] / steps
+
     def _clip_grad(self) -> None:
         """Clip the gradients of the ordinary parameters only; adversary gradients are left as they are."""
         # mmengine clips every gradient in the optimizer; hide the adversaries' so that neither the total
@@ -183,7 +215,7 @@ class AdversaryOptimMixin:
             for p in group['params']:
                 if p.grad is None:
                     continue
-                transform_adversary_grad_(p.grad, self.adv_grad_transform)
+                transform_adversary_grad_(p.grad, self.adv_grad_transform, p.adv_ball.norm)
                 if self.adv_update == 'ascent':
                     p.add_(p.grad, alpha=group['lr'])
                     self._hidden_adv_grads.append((p, p.grad))
@@ -238,14 +270,21 @@ class AdvOptimWrapper(AdversaryOptimMixin, OptimWrapper):
     Args:
         optimizer (Optimizer): The optimizer holding weights and adversaries (built by the constructor).
         adv_grad_transform (str, optional): Applied to the adversary gradients right before the update
-            (after unscaling under AMP): ``None`` leaves them, ``'sign'`` takes their sign, and
-            ``'l2_normalize'`` divides each adversary's gradient by its l2 norm over the whole tensor.
-            Defaults to None.
+            (after unscaling under AMP): ``None`` leaves them, ``'sign'`` takes their sign,
+            ``'l2_normalize'`` divides each adversary's gradient by its l2 norm over the whole tensor, and
+            ``'ball'`` does whichever of the two is steepest ascent in the adversary's own ball (sign for
+            l_inf, l2-normalised for l2). Defaults to None.
         adv_update (str): ``'optimizer'`` lets the wrapped optimizer update the adversaries (AdamW moments,
             as the reference implementation does); ``'ascent'`` takes a plain ascent step
             ``delta += lr * g`` with the adversary group's (scheduled) lr and keeps no optimizer state for
             them. With ``adv_grad_transform='sign'`` this is l_inf PGD, with ``'l2_normalize'`` l2 PGD.
             Defaults to ``'optimizer'``.
+        adv_ball_steps (int, optional): None (default) is the paper's rule: the adversary group's lr is the
+            weights' lr times its ``lr_mult``, about lr per step whatever eps is. N sets that group's lr to
+            ``lr_mult * eps / N`` instead, still scaled by the same warmup + cosine schedule, so at the peak
+            lr the adversary crosses its ball (centre to boundary) in N steps whatever eps and the weights'
+            lr are. With ``adv_update='ascent'`` and ``adv_grad_transform='ball'`` a step is exactly that
+            long in the ball's norm; with the optimizer's AdamW rule it is about that long per coordinate.
         **kwargs: ``accumulative_counts`` and ``clip_grad`` of :class:`OptimWrapper`.
 
     Examples:
@@ -261,15 +300,21 @@ class AdvOptimWrapper(AdversaryOptimMixin, OptimWrapper):
         >>>     optimizer=dict(type='AdamW', lr=1.5e-4, betas=(0.9, 0.95), weight_decay=0.05),
         >>>     paramwise_cfg=dict(custom_keys={
         >>>         'adv_': dict(decay_mult=0., maximize=True, lr_mult=0.5)}))
+        >>> # PGD in the adversary's own ball, crossing it in 10 steps at the peak lr
+        >>> optim_wrapper = dict(
+        >>>     type='AdvOptimWrapper', adv_grad_transform='ball', adv_update='ascent', adv_ball_steps=10,
+        >>>     optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.95), weight_decay=0.05),
+        >>>     paramwise_cfg=dict(custom_keys={'adv_': dict(decay_mult=0., maximize=True)}))
     """
 
     def __init__(self,
                  optimizer: Optimizer,
                  adv_grad_transform: Optional[str] = None,
                  adv_update: str = 'optimizer',
+                 adv_ball_steps: Optional[int] = None,
                  **kwargs):
         super().__init__(optimizer=optimizer, **kwargs)
-        self._setup_adversaries(adv_grad_transform, adv_update)
+        self._setup_adversaries(adv_grad_transform, adv_update, adv_ball_steps)
 
 
 def has_amp_device() -> bool:
@@ -293,6 +338,7 @@ class AmpAdvOptimWrapper(AdversaryOptimMixin, AmpOptimWrapper):
         optimizer (Optimizer): The optimizer holding weights and adversaries.
         adv_grad_transform (str, optional): See :class:`AdvOptimWrapper`. Defaults to None.
         adv_update (str): See :class:`AdvOptimWrapper`. Defaults to ``'optimizer'``.
+        adv_ball_steps (int, optional): See :class:`AdvOptimWrapper`. Defaults to None (the paper's rule).
         loss_scale (str | float | dict): ``'dynamic'``, a static scale, or ``GradScaler`` kwargs.
             Defaults to ``'dynamic'``.
         dtype (str | torch.dtype, optional): Autocast dtype; on CPU only None or bfloat16.
@@ -311,6 +357,7 @@ class AmpAdvOptimWrapper(AdversaryOptimMixin, AmpOptimWrapper):
                  optimizer: Optimizer,
                  adv_grad_transform: Optional[str] = None,
                  adv_update: str = 'optimizer',
+                 adv_ball_steps: Optional[int] = None,
                  loss_scale: Union[str, float, dict] = 'dynamic',
                  dtype: Union[str, torch.dtype, None] = None,
                  use_fsdp: bool = False,
@@ -321,7 +368,7 @@ class AmpAdvOptimWrapper(AdversaryOptimMixin, AmpOptimWrapper):
         else:
             OptimWrapper.__init__(self, optimizer=optimizer, **kwargs)
             self._init_cpu_amp(loss_scale, dtype, use_fsdp)
-        self._setup_adversaries(adv_grad_transform, adv_update)
+        self._setup_adversaries(adv_grad_transform, adv_update, adv_ball_steps)
 
     def _init_cpu_amp(self, loss_scale: Union[str, float, dict], dtype: Union[str, torch.dtype, None],
                       use_fsdp: bool) -> None:

@@ -8,7 +8,7 @@ from mmpretrain.models.selfsup import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from ..utils.adversary import is_adversary, project_
+from ..utils.adversary import is_adversary, pgd_step_
 
 
 @MODELS.register_module()
@@ -110,12 +110,7 @@ class MAEPlus(BaseSelfSupervisor):
                     if world > 1:  # identical adversaries on every rank: step on the global gradient
                         torch_dist.all_reduce(g)
                         g /= world
-                    step = self.adversary_step_size * p.adv_ball.eps
-                    if p.adv_ball.norm == 'linf':
-                        p.add_(g.sign(), alpha=step)
-                    else:
-                        p.add_(g / g.norm().clamp(min=torch.finfo(torch.float32).tiny), alpha=step)
-                    project_(p)
+                    pgd_step_(p, g, self.adversary_step_size)
 
     def loss(self, inputs: Union[torch.Tensor, List[torch.Tensor]], data_samples: List[DataSample],
              **kwargs) -> Dict[str, torch.Tensor]:

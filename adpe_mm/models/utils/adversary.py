@@ -83,23 +83,58 @@ def project_(param: torch.Tensor) -> torch.Tensor:
     return project_linf_(param.data, ball.eps)
 
 
+@torch.no_grad()
+def pgd_step_(param: torch.Tensor, grad: Optional[torch.Tensor], step_size: float) -> torch.Tensor:
+    """One projected gradient ascent step of an adversary, in place: ``step_size * eps`` along the steepest
+    ascent direction of its own ball (``sign(g)`` for l_inf, ``g / ||g||`` for l2), then the projection onto
+    the ball. A zero (or None) gradient leaves it where it is. The one PGD of the package: sequential mode
+    (``MAEPlus.ascend_adversaries``) and the strength probe (``adpe_mm.analysis.adversary_probe``) use it."""
+    if grad is not None:
+        g = grad.detach().float()
+        if param.adv_ball.norm == 'linf':
+            g = g.sign()
+        else:
+            g = g / g.norm().clamp(min=torch.finfo(torch.float32).tiny)
+        param.add_(g.to(param.dtype), alpha=step_size * param.adv_ball.eps)
+    return project_(param)
+
+
 PE_TYPES = ('ape', 'rpe')
 MODES = ('embed', 'coord')
+# How an RPE coordinate adversary reads the table past its last bucket (index_mode='relaxed' only; see
+# adpe_mm/models/pos_embed/irpe.py): 'fade' continues the relaxed index to +-beta and fades to zero one bucket
+# beyond the edge (the default), 'clamp' is the original lookup (index clamped to the last bucket), kept to
+# reproduce runs made with it.
+COORD_EDGES = ('fade', 'clamp')
 
 
 def parse_adversary(cfg: Optional[dict]) -> Optional[dict]:
     """Validate an AdPE adversary config ``dict(pe='ape'|'rpe', mode='embed'|'coord', norm='l2'|'linf',
-    eps=float)``; return a normalised copy, or None for no adversary. Errors name the bad value."""
+    eps=float)`` (RPE coordinate mode also takes ``edge='fade'|'clamp'``); return a normalised copy, or None
+    for no adversary. Errors name the bad value."""
     if cfg is None:
         return None
     if not isinstance(cfg, dict):
         raise TypeError(f'adversary must be a dict or None, got {cfg!r}')
-    unknown = set(cfg) - {'pe', 'mode', 'norm', 'eps'}
+    unknown = set(cfg) - {'pe', 'mode', 'norm', 'eps', 'edge'}
     if unknown:
-        raise ValueError(f'unknown adversary keys {sorted(unknown)} (expected pe, mode, norm, eps)')
+        raise ValueError(f'unknown adversary keys {sorted(unknown)} (expected pe, mode, norm, eps, edge)')
     if cfg.get('pe') not in PE_TYPES:
         raise ValueError(f'adversary pe must be one of {PE_TYPES}, got {cfg.get("pe")!r}')
     if cfg.get('mode') not in MODES:
         raise ValueError(f'adversary mode must be one of {MODES}, got {cfg.get("mode")!r}')
     ball = check_ball(cfg.get('norm'), cfg.get('eps'))
-    return dict(pe=cfg['pe'], mode=cfg['mode'], norm=ball.norm, eps=ball.eps)
+    out = dict(pe=cfg['pe'], mode=cfg['mode'], norm=ball.norm, eps=ball.eps)
+    if cfg.get('edge') is not None:
+        if (cfg['pe'], cfg['mode']) != ('rpe', 'coord'):
+            raise ValueError(f"adversary edge={cfg['edge']!r} applies to pe='rpe', mode='coord' only, got "
+                             f"pe={cfg['pe']!r}, mode={cfg['mode']!r}")
+        if cfg['edge'] not in COORD_EDGES:
+            raise ValueError(f'adversary edge must be one of {COORD_EDGES}, got {cfg["edge"]!r}')
+        out['edge'] = cfg['edge']
+    return out
+
+
+def irpe_adversary(adversary: dict) -> dict:
+    """The ``adversary`` kwarg of :class:`~adpe_mm.models.pos_embed.IRPE` for a parsed RPE adversary."""
+    return {k: v for k, v in adversary.items() if k in ('mode', 'norm', 'eps', 'edge')}

@@ -226,3 +226,34 @@ def test_bf16_autocast_gives_the_fp32_loss_and_finite_adversary_gradients(mode):
     loss16.backward()
     grads = [p.grad for p in adversaries(model).values()]
     assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.parametrize('edge', ['clamp', 'fade'])
+def test_sequential_rpe_coord_sign_steps_get_stuck_only_with_the_original_clamp_edge(edge, embedded_data):
+    """Sign steps of 0.5 eps in the l_inf eps-20 ball reach its corners in two steps. With the original
+    clamped lookup every pair of the 7x7 grid is saturated there (past 12.33 patches), so the gradient is
+    exactly 0 and the adversary never leaves; with the default 'fade' edge it never vanishes."""
+    import warnings
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # the clamp edge warns about its saturation radius
+        model = tiny_mae_plus(dict(ADVERSARIES['rpe-coord'], edge=edge), adversary_steps=1,
+                              adversary_step_size=0.5)
+        randomise_tables(model)
+        crops = model.stack_crops(real_crops(embedded_data))
+        mask = model.draw_mask(crops.shape[0], torch.device('cpu'))
+        advs = list(adversaries(model).values())
+        visited = []
+        for _ in range(5):
+            model.ascend_adversaries(crops, mask)
+            pred, _ = model.reconstruct(crops, patch_mask=mask)
+            grads = torch.autograd.grad(model.head.loss(pred, crops, mask.float()), advs)
+            visited.append([(p.detach().clone(), g) for p, g in zip(advs, grads)])
+    if edge == 'clamp':
+        stuck = [i for i, (p, g) in enumerate(visited[1]) if p.abs().eq(20).all() and g.eq(0).all()]
+        assert stuck  # a corner reached in two steps, gradient exactly 0 ...
+        assert all(torch.equal(later[i][0], visited[1][i][0]) for later in visited[2:] for i in stuck)  # ... forever
+    else:
+        assert any(p.abs().eq(20).all() for point in visited for p, _ in point)  # it does reach corners
+        assert all(g.ne(0).all() for point in visited for _, g in point)
+        assert any(not torch.equal(a[0], b[0]) for a, b in zip(visited[1], visited[2]))  # and leaves them

@@ -40,7 +40,19 @@ def test_l2_projection_of_a_huge_adversary_is_not_zeroed():
     (dict(pe='ape', mode='embed', norm='l2', eps=True), 'True'),
     (dict(pe='ape', mode='embed', norm='l2'), 'None'),
     (dict(pe='ape', mode='embed', norm='lp', eps=1.), "'lp'"),
+    (dict(pe='ape', mode='coord', norm='l2', eps=1., edge='fade'), "edge='fade'.*pe='ape'"),
+    (dict(pe='rpe', mode='coord', norm='l2', eps=1., edge='mirror'), "'mirror'"),
 ])
 def test_bad_adversary_configs_name_the_value(cfg, match):
     with pytest.raises(ValueError, match=match):
         parse_adversary(cfg)
+
+
+def test_the_rpe_coord_edge_reaches_every_irpe_of_the_model():
+    from _tiny import tiny_mae_plus
+    assert parse_adversary(dict(pe='rpe', mode='coord', norm='l2', eps=1., edge='clamp'))['edge'] == 'clamp'
+    assert 'edge' not in parse_adversary(dict(pe='rpe', mode='coord', norm='l2', eps=1.))
+    for edge, lookup in ((None, 'fade'), ('clamp', 'clamp')):
+        model = tiny_mae_plus(dict(pe='rpe', mode='coord', norm='l2', eps=3., edge=edge))
+        rpes = [m for m in model.modules() if type(m).__name__ == 'IRPE']
+        assert len(rpes) == 4 and all(m.adversary_lookup == lookup for m in rpes)  # 2 encoder, 2 decoder blocks
