@@ -1,0 +1,160 @@
+"""Adversary-strength probe: how much can a fresh PGD adversary raise a frozen model's reconstruction loss?
+
+For a pretraining config, its weights (a checkpoint's, or a fresh initialisation) and a fixed batch of images
+with fixed masks, every attack that fits the model (``'<pe>-<mode>-<norm>'``, e.g. ``'rpe-coord-linf'``) is
+run at every eps of its budget list:
+
+* the model is rebuilt with that adversary (at zero; a trained adversary in the checkpoint is dropped) and
+  the weights are frozen;
+* ``steps`` projected ascent steps of ``step_size * eps`` (:func:`~adpe_mm.models.utils.adversary.pgd_step_`,
+  the package's one PGD), from zero, on the same crops and masks;
+* ``gain`` = the highest loss over the iterates (zero included, so it is >= 0) minus the clean loss; the
+  loss, the gradient norm with respect to the adversaries and, for RPE coordinate mode, the fraction of
+  (query, key) pairs whose relaxed index is saturated (on either axis, averaged over blocks) along the path.
+
+A coordinate adversary whose path enters a zero-gradient region shows up as a gradient norm of exactly 0 and
+a saturated fraction of 1. ``tools/analysis_tools/adversary_probe.py`` writes the result as JSON and a PNG.
+"""
+import copy
+from typing import Dict, List, Mapping, Optional, Sequence
+
+import torch
+from torch import nn
+
+from ..models.pos_embed import grid_coords, saturation_offset
+from ..models.utils.adversary import is_adversary, parse_adversary, pgd_step_
+
+# Table A.2's budgets, one norm per mode (eps in embedding units for embed, in patches for coord).
+TABLE_A2_BUDGETS: Dict[str, List[float]] = {
+    'ape-embed-l2': [1., 3., 5.],
+    'ape-coord-l2': [1., 3., 5.],
+    'rpe-embed-l2': [3., 5., 7.],
+    'rpe-coord-linf': [10., 15., 20.],
+}
+
+
+def parse_attack(name: str) -> dict:
+    """``'rpe-coord-linf'`` -> ``dict(pe='rpe', mode='coord', norm='linf')``; an RPE coordinate attack may name
+    its edge (``'rpe-coord-linf-clamp'``). Errors name the bad value."""
+    parts = name.split('-')
+    if len(parts) not in (3, 4):
+        raise ValueError(f"an attack is '<pe>-<mode>-<norm>[-<edge>]' (e.g. 'rpe-coord-linf'), got {name!r}")
+    adv = dict(pe=parts[0], mode=parts[1], norm=parts[2])
+    if len(parts) == 4:
+        adv['edge'] = parts[3]
+    parse_adversary(dict(adv, eps=1.))  # validates pe, mode, norm and edge
+    return adv
+
+
+def why_not(model_cfg: Mapping, attack: dict) -> Optional[str]:
+    """Why ``attack`` does not fit a model config (None when it fits)."""
+    rpe = model_cfg.get('backbone', {}).get('rpe')
+    if attack['pe'] == 'rpe' and rpe is None:
+        return 'the model has no iRPE'
+    if attack['pe'] == 'rpe' and attack['mode'] == 'coord' and rpe.get('index_mode', 'integer') == 'integer':
+        return "its iRPE uses the integer lookup, which has no coordinate gradient"
+    return None
+
+
+def build_attacked(model_cfg: Mapping, state: Optional[Mapping], adversary: dict) -> nn.Module:
+    """The model of ``model_cfg`` with ``adversary`` (at zero), the weights of ``state`` (or its own
+    initialisation when None), frozen, in eval mode."""
+    from mmpretrain.registry import MODELS
+    cfg = copy.deepcopy(dict(model_cfg))
+    cfg.update(adversary=adversary, log_adv_gap=False, adversary_steps=0)
+    model = MODELS.build(cfg)
+    model.init_weights()
+    if state is not None:
+        weights = {k: v for k, v in state.items() if not k.rsplit('.', 1)[-1].startswith('adv_')}
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+        parameters = {n for n, p in model.named_parameters() if not is_adversary(p)}
+        if unexpected or set(missing) & parameters:
+            raise ValueError(f'the weights do not fit the model: missing {sorted(set(missing) & parameters)}, '
+                             f'unexpected {unexpected}')
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(is_adversary(p))
+    return model
+
+
+@torch.no_grad()
+def coord_saturation(model: nn.Module) -> Optional[float]:
+    """Mean over the iRPE coordinate adversaries of the fraction of patch pairs of the pretraining grid whose
+    shifted offset is saturated (the relaxed index no longer changes) on either axis; None without any."""
+    fractions = []
+    hw = tuple(model.backbone.patch_resolution)
+    rows, cols = grid_coords(hw, torch.device('cpu'))
+    dy, dx = rows[:, None] - rows[None, :], cols[:, None] - cols[None, :]
+    for m in model.modules():
+        if getattr(m, 'adversary_mode', None) == 'coord' and hasattr(m, 'adversary_lookup'):
+            limit = saturation_offset(m.ratio, m.adversary_lookup)
+            delta = m.adv_coord.detach().cpu()
+            sat = ((dy + delta[0]).abs() >= limit) | ((dx + delta[1]).abs() >= limit)
+            fractions.append(sat.float().mean().item())
+    return sum(fractions) / len(fractions) if fractions else None
+
+
+def attack(model: nn.Module, crops: torch.Tensor, mask: torch.Tensor, steps: int, step_size: float) -> dict:
+    """PGD from the adversaries' current value with the weights frozen: losses [steps + 1], gradient norms
+    [steps] and (RPE coordinate mode) saturated fractions [steps + 1] along the path, clean loss and gain."""
+    advs = [p for p in model.parameters() if is_adversary(p)]
+
+    def loss_of(adversarial=True):
+        pred, _ = model.reconstruct(crops, adversarial=adversarial, patch_mask=mask)
+        return model.head.loss(pred, crops, mask.float())
+
+    with torch.no_grad():
+        clean = float(loss_of(adversarial=False))
+    losses, grad_norms, saturation = [], [], [coord_saturation(model)]
+    for _ in range(steps):
+        loss = loss_of()
+        grads = torch.autograd.grad(loss, advs, allow_unused=True)
+        losses.append(float(loss.detach()))
+        grad_norms.append(float(torch.stack([g.float().norm() for g in grads if g is not None]).norm())
+                          if any(g is not None for g in grads) else 0.)
+        for p, g in zip(advs, grads):
+            pgd_step_(p, g, step_size)
+        saturation.append(coord_saturation(model))
+    with torch.no_grad():
+        losses.append(float(loss_of()))
+    return dict(clean=clean, gain=max(losses + [clean]) - clean, losses=losses, grad_norms=grad_norms,
+                saturation=saturation if saturation[0] is not None else None)
+
+
+def probe(model_cfg: Mapping, state: Optional[Mapping], crops: torch.Tensor,
+          budgets: Optional[Mapping[str, Sequence[float]]] = None, steps: int = 10, step_size: float = 0.25,
+          seed: int = 0) -> dict:
+    """Fresh-adversary strength of one model for every attack in ``budgets`` (default: Table A.2's).
+
+    Args:
+        model_cfg (Mapping): the pretraining config's ``model`` (its own ``adversary`` is replaced).
+        state (Mapping, optional): the model's state dict; None probes a fresh initialisation.
+        crops (Tensor): the fixed, preprocessed images [B, 3, h, w] (one crop each).
+        budgets (Mapping): attack name -> eps list.
+        steps (int), step_size (float): PGD steps of ``step_size * eps``.
+        seed (int): seed of the fixed masks.
+
+    Returns:
+        dict: ``attacks`` (name -> list of :func:`attack` results with their ``eps``), ``skipped`` (name ->
+        reason), ``settings``.
+    """
+    budgets = dict(TABLE_A2_BUDGETS if budgets is None else budgets)
+    if not (isinstance(steps, int) and steps > 0) or not step_size > 0:
+        raise ValueError(f'steps must be a positive int and step_size > 0, got {steps!r}, {step_size!r}')
+    out = dict(attacks={}, skipped={}, settings=dict(steps=steps, step_size=step_size, seed=seed,
+                                                    images=int(crops.shape[0])))
+    mask = None
+    for name, eps_list in budgets.items():
+        adv = parse_attack(name)
+        reason = why_not(model_cfg, adv)
+        if reason:
+            out['skipped'][name] = reason
+            continue
+        out['attacks'][name] = []
+        for eps in eps_list:
+            model = build_attacked(model_cfg, state, dict(adv, eps=float(eps)))
+            if mask is None:  # the same masks for every attack
+                generator = torch.Generator().manual_seed(seed)
+                mask = model.backbone.random_masking(crops.shape[0], crops.device, generator)
+            out['attacks'][name].append(dict(eps=float(eps), **attack(model, crops, mask, steps, step_size)))
+    return out
