@@ -69,8 +69,9 @@ sys.path.insert(0, osp.join(REPO_ROOT, 'tests', 'test_models'))
 
 @pytest.fixture(autouse=True)
 def _mmpretrain_scope_for_model_tests(request):
-    """Model tests build optimizer wrappers and hooks from mmpretrain's registries, as the runner does."""
-    if f'{os.sep}test_models{os.sep}' not in str(request.node.fspath):
+    """Model and transform tests build optimizer wrappers, hooks and transforms from mmpretrain's registries, as
+    the runner does, whatever default scope an earlier test left behind."""
+    if not any(f'{os.sep}{d}{os.sep}' in str(request.node.fspath) for d in ('test_models', 'test_datasets')):
         yield
         return
     from mmengine.registry import DefaultScope
