@@ -44,7 +44,7 @@ from typing import Any, Callable, Dict, List, Sequence
 
 os.environ.setdefault('OMP_NUM_THREADS', '1')  # before torch is imported: one worker = one core
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from benchmark_pretrain import (Entry, _iqr_pct, format_table, load_config, machine_description,  # noqa: E402
+from benchmark_pretrain import (Entry, _iqr_pct, baseline_index, format_table, load_config, machine_description,  # noqa: E402
                                 parse_entry)
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -289,13 +289,8 @@ def main(argv=None) -> List[dict]:
     cv2.setNumThreads(1)
     np.random.seed(args.seed)
     entries = [parse_entry(e) for e in args.entries] if args.entries else default_entries()
+    baseline = baseline_index(entries, args.baseline)
     names = [e.name for e in entries]
-    if len(set(names)) != len(names):
-        raise SystemExit(f'entry names must be unique (add name=...): {names}')
-    baseline = int(args.baseline) if args.baseline.isdigit() else (
-        names.index(args.baseline) if args.baseline in names else None)
-    if baseline is None or not 0 <= baseline < len(entries):
-        raise SystemExit(f'--baseline {args.baseline!r} is neither an entry name {names} nor an index')
     benches = [PipelineBenchmark(e) for e in entries]
     for b in benches:
         print(f"{b.name}: {' -> '.join(str(t) for t in b.transforms)}")

@@ -535,16 +535,22 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None) -> List[dict]:
-    args = parse_args(argv)
-    entries = [parse_entry(e) for e in args.entries]
+def baseline_index(entries: Sequence[Entry], baseline: str) -> int:
+    """Index of ``--baseline`` (an entry name or an index) among ``entries``, whose names must be unique."""
     names = [e.name for e in entries]
     if len(set(names)) != len(names):
         raise SystemExit(f'entry names must be unique (add name=...): {names}')
-    baseline = int(args.baseline) if args.baseline.isdigit() else (
-        names.index(args.baseline) if args.baseline in names else None)
-    if baseline is None or not 0 <= baseline < len(entries):
-        raise SystemExit(f'--baseline {args.baseline!r} is neither an entry name {names} nor an index')
+    index = int(baseline) if baseline.isdigit() else (names.index(baseline) if baseline in names else None)
+    if index is None or not 0 <= index < len(entries):
+        raise SystemExit(f'--baseline {baseline!r} is neither an entry name {names} nor an index')
+    return index
+
+
+def main(argv=None) -> List[dict]:
+    args = parse_args(argv)
+    entries = [parse_entry(e) for e in args.entries]
+    baseline = baseline_index(entries, args.baseline)
+    names = [e.name for e in entries]
     if args.device == 'cuda':
         import torch
         if not torch.cuda.is_available():
