@@ -6,8 +6,8 @@ run at every eps of its budget list:
 
 * the model is rebuilt with that adversary (at zero; a trained adversary in the checkpoint is dropped) and
   the weights are frozen;
-* ``steps`` projected ascent steps of ``step_size * eps`` (:func:`~adpe_mm.models.utils.adversary.pgd_step_`,
-  the package's one PGD), from zero, on the same crops and masks;
+* ``steps`` projected ascent steps of ``step_size * eps`` (:func:`~adpe_mm.adversary.pgd_attack`, the
+  package's one attack loop), from zero, on the same crops and masks;
 * ``gain`` = the highest loss over the iterates (zero included, so it is >= 0) minus the clean loss; the
   loss, the gradient norm with respect to the adversaries and, for RPE coordinate mode, the fraction of
   (query, key) pairs whose relaxed index is saturated (on either axis, averaged over blocks) along the path.
@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..models.pos_embed import grid_coords, saturation_offset
-from ..models.utils.adversary import is_adversary, parse_adversary, pgd_step_
+from ..adversary import is_adversary, named_adversaries, parse_adversary, pgd_attack, start_values, substituted
 
 # Table A.2's budgets, one norm per mode (eps in embedding units for embed, in patches for coord).
 TABLE_A2_BUDGETS: Dict[str, List[float]] = {
@@ -78,46 +78,44 @@ def build_attacked(model_cfg: Mapping, state: Optional[Mapping], adversary: dict
 
 
 @torch.no_grad()
-def coord_saturation(model: nn.Module) -> Optional[float]:
+def coord_saturation(model: nn.Module, values: Optional[Mapping[str, torch.Tensor]] = None) -> Optional[float]:
     """Mean over the iRPE coordinate adversaries of the fraction of patch pairs of the pretraining grid whose
-    shifted offset is saturated (the relaxed index no longer changes) on either axis; None without any."""
+    shifted offset is saturated (the relaxed index no longer changes) on either axis, at the adversaries' own
+    values or at ``values`` (by qualified name); None without any."""
     fractions = []
+    values = values or {}
     hw = tuple(model.backbone.patch_resolution)
     rows, cols = grid_coords(hw, torch.device('cpu'))
     dy, dx = rows[:, None] - rows[None, :], cols[:, None] - cols[None, :]
-    for m in model.modules():
+    for name, m in model.named_modules():
         if getattr(m, 'adversary_mode', None) == 'coord' and hasattr(m, 'adversary_lookup'):
             limit = saturation_offset(m.ratio, m.adversary_lookup)
-            delta = m.adv_coord.detach().cpu()
+            delta = values.get(f'{name}.adv_coord', m.adv_coord).detach().cpu()
             sat = ((dy + delta[0]).abs() >= limit) | ((dx + delta[1]).abs() >= limit)
             fractions.append(sat.float().mean().item())
     return sum(fractions) / len(fractions) if fractions else None
 
 
-def attack(model: nn.Module, crops: torch.Tensor, mask: torch.Tensor, steps: int, step_size: float) -> dict:
-    """PGD from the adversaries' current value with the weights frozen: losses [steps + 1], gradient norms
-    [steps] and (RPE coordinate mode) saturated fractions [steps + 1] along the path, clean loss and gain."""
-    advs = [p for p in model.parameters() if is_adversary(p)]
+def attack(model: nn.Module, crops: torch.Tensor, mask: torch.Tensor, steps: int, step_size: float,
+           start: str = 'zero') -> dict:
+    """PGD with the weights frozen from ``start`` ('zero', or 'current': the model's own adversaries): losses
+    [steps + 1], gradient norms [steps] and (RPE coordinate mode) saturated fractions [steps + 1] along the
+    path, clean loss and gain."""
+    params = named_adversaries(model)
 
-    def loss_of(adversarial=True):
-        pred, _ = model.reconstruct(crops, adversarial=adversarial, patch_mask=mask)
-        return model.head.loss(pred, crops, mask.float())
+    def loss_fn(values):
+        with substituted(model, values):
+            pred, _ = model.reconstruct(crops, patch_mask=mask)
+        return model.sample_losses(pred, crops, mask)
 
     with torch.no_grad():
-        clean = float(loss_of(adversarial=False))
-    losses, grad_norms, saturation = [], [], [coord_saturation(model)]
-    for _ in range(steps):
-        loss = loss_of()
-        grads = torch.autograd.grad(loss, advs, allow_unused=True)
-        losses.append(float(loss.detach()))
-        grad_norms.append(float(torch.stack([g.float().norm() for g in grads if g is not None]).norm())
-                          if any(g is not None for g in grads) else 0.)
-        for p, g in zip(advs, grads):
-            pgd_step_(p, g, step_size)
-        saturation.append(coord_saturation(model))
-    with torch.no_grad():
-        losses.append(float(loss_of()))
-    return dict(clean=clean, gain=max(losses + [clean]) - clean, losses=losses, grad_norms=grad_norms,
+        pred, _ = model.reconstruct(crops, adversarial=False, patch_mask=mask)
+        clean = float(model.head.loss(pred, crops, mask.float()))
+    saturation = []
+    result = pgd_attack(loss_fn, start_values(params, start), {n: p.adv_ball for n, p in params.items()}, steps,
+                        step_size, on_iterate=lambda values: saturation.append(coord_saturation(model, values)))
+    losses = result.losses
+    return dict(clean=clean, gain=max(losses + [clean]) - clean, losses=losses, grad_norms=result.grad_norms,
                 saturation=saturation if saturation[0] is not None else None)
 
 

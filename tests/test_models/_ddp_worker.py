@@ -24,8 +24,13 @@ def run(rank: int, world: int, port: int, out_dir: str, mode: str) -> None:
         dist.init_process_group('gloo', rank=rank, world_size=world)
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         torch.manual_seed(0)  # the same initial model everywhere
-        mode, _, sequential = mode.partition('+')  # 'ape-coord+seq': sequential mode, 2 inner steps
-        model = tiny_mae_plus(ADVERSARIES[mode], adversary_steps=2 if sequential else 0)
+        # 'ape-coord+seq': sequential mode, 2 inner steps; '+fresh': a fresh attack of 2 steps every iteration;
+        # '+fresh-ps': the same with one shift per crop
+        mode, _, variant = mode.partition('+')
+        sequential = variant == 'seq'
+        model = tiny_mae_plus(ADVERSARIES[mode], adversary_steps=2 if variant else 0,
+                              adversary_fresh='zero' if variant.startswith('fresh') else None,
+                              adversary_per_sample=variant == 'fresh-ps')
         randomise_tables(model)
         g = torch.Generator().manual_seed(1)
         images = torch.rand(STEPS, GLOBAL_BATCH, 3, 112, 112, generator=g) * 255

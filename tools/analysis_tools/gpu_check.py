@@ -106,7 +106,7 @@ def agreement(name: str, config: str, options: dict, args, device: str) -> Dict:
     import torch
     from mmpretrain.structures import DataSample
 
-    from adpe_mm.models.utils.adversary import project_
+    from adpe_mm.adversary import project_
     cfg, _ = load_config(Entry(name, osp.join(REPO, config), {**switch_options(config, args), **options}, None),
                          args.arch)
     cfg.model.pop('log_adv_gap', None)

@@ -27,7 +27,7 @@ import os
 import os.path as osp
 import sys
 import time
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import torch
 
@@ -58,7 +58,7 @@ def probe_batch(x_test: torch.Tensor, images: int, crops: int, num_patches: int,
 
 def load_with(method: str, state: dict, attack: str, keep_trained: bool):
     """The pretrained weights in a model that carries ``attack``'s adversary: zero, or the trained one."""
-    from adpe_mm.models.utils.adversary import is_adversary
+    from adpe_mm.adversary import is_adversary
     model = study.build_pretrainer(method, adversary=ATTACKS[attack])
     weights = {k: v for k, v in state.items() if keep_trained or not k.rsplit('.', 1)[-1].startswith('adv_')}
     missing, unexpected = model.load_state_dict(weights, strict=False)
@@ -77,27 +77,20 @@ def masked_loss(model, crops, mask, adversarial: bool = True) -> torch.Tensor:
     return model.head.loss(pred, crops, mask.float())
 
 
-def pgd(model, advs, crops, mask, steps: int, step_size: float) -> List[float]:
-    """The loss at every iterate of a projected ascent from the adversaries' current value (weights frozen)."""
-    from adpe_mm.models.utils.adversary import project_
-    losses = []
-    for _ in range(steps):
-        loss = masked_loss(model, crops, mask)
-        losses.append(float(loss.detach()))
-        grads = torch.autograd.grad(loss, advs, allow_unused=True)
-        with torch.no_grad():
-            for p, g in zip(advs, grads):
-                if g is None:
-                    continue
-                step = step_size * p.adv_ball.eps
-                if p.adv_ball.norm == 'linf':
-                    p.add_(g.sign(), alpha=step)
-                else:
-                    p.add_(g / g.norm().clamp(min=torch.finfo(g.dtype).tiny), alpha=step)
-                project_(p)
-    with torch.no_grad():
-        losses.append(float(masked_loss(model, crops, mask)))
-    return losses
+def pgd(model, crops, mask, steps: int, step_size: float, start: str) -> Tuple[List[float], List[float]]:
+    """The loss at every iterate of a projected ascent (weights frozen) from zero or from the model's own
+    adversaries (``start='current'``), and the norms of the adversaries at the highest-loss iterate."""
+    from adpe_mm.adversary import named_adversaries, pgd_attack, start_values, substituted
+    params = named_adversaries(model)
+
+    def loss_fn(values):
+        with substituted(model, values):
+            pred, _ = model.reconstruct(crops, patch_mask=mask)
+        return model.sample_losses(pred, crops, mask)
+
+    result = pgd_attack(loss_fn, start_values(params, start), {n: p.adv_ball for n, p in params.items()}, steps,
+                        step_size)
+    return result.losses, [float(v.norm()) for v in result.values.values()]
 
 
 def attack_one(method: str, seed: int, state: dict, crops, mask, args) -> dict:
@@ -106,15 +99,14 @@ def attack_one(method: str, seed: int, state: dict, crops, mask, args) -> dict:
     own = study.METHODS[method].get('adversary')
     for attack in attacks_for(method):
         t0 = time.time()
-        model, advs = load_with(method, state, attack, keep_trained=False)
+        model, _ = load_with(method, state, attack, keep_trained=False)
         with torch.no_grad():
             clean = float(masked_loss(model, crops, mask, adversarial=False))
-        curve = pgd(model, advs, crops, mask, args.steps, args.step_size)
-        out = dict(clean=clean, attacked=max(curve), curve=curve,
-                   adversary_norms=[float(p.detach().norm()) for p in advs])
+        curve, norms = pgd(model, crops, mask, args.steps, args.step_size, start='zero')
+        out = dict(clean=clean, attacked=max(curve), curve=curve, adversary_norms=norms)
         if own == ATTACKS[attack]:  # the adversary this model was pretrained against: a second start from it
-            trained, trained_advs = load_with(method, state, attack, keep_trained=True)
-            out['curve_from_trained'] = pgd(trained, trained_advs, crops, mask, args.steps, args.step_size)
+            trained, _ = load_with(method, state, attack, keep_trained=True)
+            out['curve_from_trained'], _ = pgd(trained, crops, mask, args.steps, args.step_size, start='current')
             out['trained'] = out['curve_from_trained'][0]
             out['attacked'] = max(out['attacked'], max(out['curve_from_trained']))
         out.update(gap=out['attacked'] - clean, wall_s=time.time() - t0)

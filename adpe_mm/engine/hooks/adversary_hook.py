@@ -7,7 +7,7 @@ from mmengine.optim import OptimWrapperDict
 from mmpretrain.registry import HOOKS
 
 from adpe_mm.engine.optim_wrappers import WRAPPER_HINT, AdversaryOptimMixin
-from adpe_mm.models.utils.adversary import is_adversary
+from adpe_mm.adversary import is_adversary
 
 DEFAULT_INTERVAL = 50
 

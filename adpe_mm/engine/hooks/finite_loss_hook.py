@@ -12,8 +12,7 @@ from mmengine.registry import HOOKS
 from torch import nn
 from torch.nn.utils import get_total_norm
 
-from adpe_mm.engine.optim_wrappers import adversary_norm
-from adpe_mm.models.utils.adversary import is_adversary
+from adpe_mm.adversary import adversary_norm, is_adversary
 
 ACTIONS = ('stop', 'skip')
 

@@ -1,6 +1,6 @@
 """Optimizer wrappers that train AdPE's adversaries by gradient ascent in the same step as the weights.
 
-The adversaries (parameters made by :func:`~adpe_mm.models.utils.adversary.adversary_parameter`) sit in
+The adversaries (parameters made by :func:`~adpe_mm.adversary.adversary_parameter`) sit in
 their own param group(s) with ``maximize=True`` and ``weight_decay=0``, so the wrapped optimizer ascends on
 them while it descends on the weights ("parallel mode" of the paper). What the wrappers add on top of
 mmengine's :class:`OptimWrapper` / :class:`AmpOptimWrapper`:
@@ -34,9 +34,10 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from adpe_mm.models.utils.adversary import is_adversary, project_
+from adpe_mm.adversary import adversary_norm, is_adversary, project_
 
 ADV_GRAD_TRANSFORMS = (None, 'sign', 'l2_normalize', 'ball')
+
 ADV_UPDATES = ('optimizer', 'ascent')
 
 
@@ -59,14 +60,6 @@ def transform_adversary_grad_(grad: torch.Tensor, transform: Optional[str], norm
         # a zero gradient stays zero instead of becoming 0/0
         return grad.div_(torch.clamp(norm, min=torch.finfo(torch.float32).tiny).to(grad.dtype))
     return grad
-
-
-@torch.no_grad()
-def adversary_norm(param: torch.Tensor) -> torch.Tensor:
-    """Size of an adversary in its own ball's norm: l2 over all elements, or max-abs for l_inf (0-dim)."""
-    if param.adv_ball.norm == 'l2':
-        return param.detach().float().norm()
-    return param.detach().float().abs().max()
 
 
 # The torch optimizers whose adversaries an adversarial wrapper drives, and those the guard has cleared (with

@@ -7,7 +7,7 @@ from mmpretrain.registry import MODELS
 from torch import nn
 
 from ..pos_embed.sincos import grid_coords, sincos_2d, sincos_2d_table
-from ..utils.adversary import adversary_parameter, irpe_adversary, parse_adversary
+from adpe_mm.adversary import adversary_parameter, adversary_value, irpe_adversary, parse_adversary
 from ..utils.attention import AttentionContext
 from ..utils.init import mae_init_
 from .irpe_vit import IRPEViT
@@ -33,7 +33,9 @@ class MAEPlusViT(IRPEViT):
         rpe (dict, optional): iRPE of every block (``ratio``, ``index_mode``); None for APE only.
         adversary (dict, optional): ``dict(pe='ape' | 'rpe', mode='embed' | 'coord', norm='l2' | 'linf',
             eps=float)``. APE adversaries are parameters of this module (``adv_embed`` [D] or ``adv_coord``
-            (delta_y, delta_x) [2]); RPE adversaries live in each block's iRPE. None: MAE+ baseline.
+            (delta_y, delta_x) [2]); RPE adversaries live in each block's iRPE. None: MAE+ baseline. APE
+            embedding mode takes ``form='add'`` (default: masked tokens are ``mask_token + p + a``) or
+            ``'replace'`` (the authors' form: this encoder then has no mask token, masked tokens are ``p + a``).
         out_type (str): output of the unmasked forward (feature extraction). Defaults to 'raw'.
         Other arguments: see :class:`IRPEViT`.
     """
@@ -71,7 +73,9 @@ class MAEPlusViT(IRPEViT):
                              'tokens visible; at least one must be visible and one masked')
         # The APE is the fixed sin-cos table during pretraining.
         self.pos_embed.requires_grad = False
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, self.embed_dims))
+        # The authors' APE-embed form has no mask token: its adversary takes the mask token's place.
+        self.replaces_mask_token = self.adversary is not None and self.adversary.get('form') == 'replace'
+        self.mask_token = None if self.replaces_mask_token else nn.Parameter(torch.zeros(1, 1, self.embed_dims))
         if self.adversary is not None and self.adversary['pe'] == 'ape':
             ball = self.adversary['norm'], self.adversary['eps']
             if self.adversary['mode'] == 'embed':
@@ -98,7 +102,8 @@ class MAEPlusViT(IRPEViT):
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))
         nn.init.zeros_(self.patch_embed.projection.bias)
         nn.init.normal_(self.cls_token, std=.02)
-        nn.init.normal_(self.mask_token, std=.02)
+        if self.mask_token is not None:
+            nn.init.normal_(self.mask_token, std=.02)
 
     def random_masking(self, batch_size: int, device: torch.device,
                        generator: Optional[torch.Generator] = None) -> torch.Tensor:
@@ -120,17 +125,27 @@ class MAEPlusViT(IRPEViT):
         """Positional embedding of every patch token, [B, N, D] (or [1, N, D] without an APE adversary).
 
         Visible tokens get ``p(y, x)``; with an APE adversary masked tokens get ``p(y, x) + adv_embed``
-        (embed mode) or ``p(y + delta_y, x + delta_x)`` (coord mode).
+        (embed mode) or ``p(y + delta_y, x + delta_x)`` (coord mode). The adversary is the parameter or the
+        stand-in of an attack (:func:`~adpe_mm.adversary.adversary_value`); a coordinate stand-in may hold
+        one shift per sample, [B, 2].
         """
         table = self.pos_embed[:, 1:]  # [1, N, D]
         if not adversarial or self.adversary is None or self.adversary['pe'] != 'ape':
             return table
         m = mask[..., None]  # [B, N, 1]
         if self.adversary['mode'] == 'embed':
-            return table + m * self.adv_embed
+            adv = adversary_value(self, 'adv_embed')
+            if adv.dim() != 1:
+                raise ValueError(f'the APE embedding adversary is one vector [{self.embed_dims}], got '
+                                 f'{tuple(adv.shape)} (per-sample adversaries are for coordinate modes)')
+            return table + m * adv
+        delta = adversary_value(self, 'adv_coord')  # [2] or [B, 2]
         rows, cols = grid_coords(self.patch_resolution, table.device)
-        shifted = sincos_2d(rows + self.adv_coord[0], cols + self.adv_coord[1], self.embed_dims)
-        return torch.where(m, shifted[None].to(table.dtype), table)
+        if delta.dim() == 2:  # one shift per sample: [B, N, D]
+            shifted = sincos_2d(rows + delta[:, :1], cols + delta[:, 1:], self.embed_dims)
+        else:
+            shifted = sincos_2d(rows + delta[0], cols + delta[1], self.embed_dims)[None]
+        return torch.where(m, shifted.to(table.dtype), table)
 
     def forward(self, x: torch.Tensor, mask: Optional[bool] = True, patch_mask: Optional[torch.Tensor] = None,
                 adversarial: bool = True):
@@ -157,7 +172,8 @@ class MAEPlusViT(IRPEViT):
         if patch_mask is None:
             patch_mask = self.random_masking(B, x.device)  # [B, N]
         patch_mask = patch_mask.bool()
-        tokens = torch.where(patch_mask[..., None], self.mask_token.to(tokens.dtype), tokens)
+        fill = tokens.new_zeros(()) if self.mask_token is None else self.mask_token.to(tokens.dtype)
+        tokens = torch.where(patch_mask[..., None], fill, tokens)
         tokens = tokens + self.patch_pos_embed(patch_mask, adversarial)
         cls = (self.cls_token + self.pos_embed[:, :1]).expand(B, -1, -1)
         tokens = torch.cat([cls, tokens], dim=1)  # [B, 1 + N, D]

@@ -8,7 +8,7 @@ from mmpretrain.registry import MODELS
 from torch import nn
 
 from ..pos_embed.sincos import sincos_2d_table
-from ..utils.adversary import irpe_adversary, parse_adversary
+from adpe_mm.adversary import irpe_adversary, parse_adversary
 from ..utils.attention import AttentionContext
 from ..utils.init import mae_init_
 from ..utils.transformer_layer import TransformerLayer

@@ -41,7 +41,7 @@ from typing import Mapping, Optional, Tuple
 import torch
 from torch import nn
 
-from ..utils.adversary import COORD_EDGES, adversary_parameter, check_ball
+from adpe_mm.adversary import COORD_EDGES, adversary_parameter, adversary_value, check_ball
 from .sincos import grid_coords
 
 INDEX_MODES = ('integer', 'relaxed', 'reference')  # the codes of encode_lookup: only ever appended
@@ -169,15 +169,19 @@ def relaxed_corners(hw: Tuple[int, int], ratio: float, with_cls: bool, device: t
     """Bilinear corners of a continuous lookup of every token pair: buckets [L, L, 4] and weights [L, L, 4].
 
     Args:
-        delta (Tensor, optional): a coordinate shift (delta_y, delta_x) in patches added to every offset;
-            the weights are differentiable in it.
+        delta (Tensor, optional): a coordinate shift (delta_y, delta_x) in patches added to every offset,
+            [2], or one per sample, [B, 2] (then buckets and weights are [B, L, L, 4]); the weights are
+            differentiable in it.
         lookup (str): ``'clamp'`` (the relaxed lookup), ``'fade'`` or ``'reference'`` (see
             :func:`axis_corners`). The table's H axis is the row offset's, except for ``'reference'``, which
             puts the column offset on H and the row offset on W as the authors' ``grid_sample`` call does.
     """
     side = 2 * int(piecewise_params(ratio)[1]) + 1
     dy, dx = _pair_offsets(hw, device)
-    if delta is not None:
+    if delta is not None and delta.dim() == 2:  # per sample: [B, N, N]
+        dy = dy + delta[:, 0, None, None]
+        dx = dx + delta[:, 1, None, None]
+    elif delta is not None:
         dy = dy + delta[0]
         dx = dx + delta[1]
     rows, cols = axis_corners(dy, ratio, lookup), axis_corners(dx, ratio, lookup)  # each 4 x [N, N]
@@ -189,19 +193,20 @@ def relaxed_corners(hw: Tuple[int, int], ratio: float, with_cls: bool, device: t
         buckets = nn.functional.pad(buckets, (0, 0, 1, 0, 1, 0), value=side * side)
         weights = nn.functional.pad(weights, (0, 0, 1, 0, 1, 0))
         cls_pairs = torch.zeros_like(weights[..., :1])
-        cls_pairs[0] = 1.
-        cls_pairs[:, 0] = 1.
+        cls_pairs[..., 0, :, :] = 1.
+        cls_pairs[..., :, 0, :] = 1.
         weights = weights + nn.functional.pad(cls_pairs, (0, 3))
     return buckets, weights
 
 
 def relaxed_lookup_matrix(hw: Tuple[int, int], ratio: float, with_cls: bool, device: torch.device,
                           delta: Optional[torch.Tensor] = None, lookup: str = 'clamp') -> torch.Tensor:
-    """A continuous lookup as a dense matrix [L, nb, L]: ``bias[i, j] = sum_k qW[i, k] M[i, k, j]``."""
+    """A continuous lookup as a dense matrix [L, nb, L] (or [B, L, nb, L] for a per-sample ``delta``):
+    ``bias[i, j] = sum_k qW[i, k] M[i, k, j]``."""
     buckets, weights = relaxed_corners(hw, ratio, with_cls, device, delta, lookup)
     nb = (2 * int(piecewise_params(ratio)[1]) + 1)**2 + 1
-    lookup = weights.new_zeros(*buckets.shape[:2], nb).scatter_add(-1, buckets, weights)  # [L, L, nb]
-    return lookup.transpose(1, 2)
+    lookup = weights.new_zeros(*buckets.shape[:-1], nb).scatter_add(-1, buckets, weights)  # [(B,) L, L, nb]
+    return lookup.transpose(-1, -2)
 
 
 # Up to this many (L * L * nb) entries the relaxed lookup is one contraction with a dense matrix (a batched
@@ -218,7 +223,10 @@ def _clean_relaxed(hw, ratio, with_cls, device, dense: bool, lookup: str = 'clam
 
 
 def _gather_corners(qw: torch.Tensor, buckets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """sum_c weights[i, j, c] * qw[..., i, buckets[i, j, c]] -> [B, H, L, L]."""
+    """sum_c weights[i, j, c] * qw[..., i, buckets[i, j, c]] -> [B, H, L, L]; per-sample corners [B, L, L, 4]
+    read sample b's own."""
+    if buckets.dim() == 4:
+        buckets, weights = buckets[:, None], weights[:, None]  # [B, 1, L, L, 4]
     out = 0.
     for c in range(buckets.shape[-1]):
         out = out + weights[..., c].to(qw.dtype) * qw.gather(-1, buckets[..., c].expand(*qw.shape[:2], -1, -1))
@@ -228,6 +236,8 @@ def _gather_corners(qw: torch.Tensor, buckets: torch.Tensor, weights: torch.Tens
 def _relaxed_bias(qw: torch.Tensor, lookup) -> torch.Tensor:
     if isinstance(lookup, tuple):
         return _gather_corners(qw, *lookup)
+    if lookup.dim() == 4:  # one matrix per sample
+        return torch.einsum('bhik,bikj->bhij', qw, lookup.to(qw.dtype))
     return torch.einsum('bhik,ikj->bhij', qw, lookup.to(qw.dtype))
 
 
@@ -270,7 +280,9 @@ class IRPE(nn.Module):
         adversary (dict, optional): ``dict(mode='embed' | 'coord', norm='l2' | 'linf', eps=float)``.
             ``embed`` adds a per-bucket ``adv_embed`` [d, nb] to the table seen by masked query rows;
             ``coord`` shifts the offsets seen by masked query rows by ``adv_coord`` = (delta_y, delta_x)
-            patches (needs the relaxed or the reference lookup). With the relaxed lookup ``edge='fade'``
+            patches (needs the relaxed or the reference lookup). Either may be the stand-in of an attack
+            (:func:`~adpe_mm.adversary.adversary_value`); a coordinate stand-in may hold one shift per
+            sample, [B, 2]. With the relaxed lookup ``edge='fade'``
             (default) or ``'clamp'`` says how the shifted offsets read the table beyond its last bucket (see
             the module docstring). A ball that reaches the grid's :func:`saturation_radius` (a region where
             the adversary's gradient is exactly 0) is refused at the first forward with that grid, or only
@@ -380,7 +392,11 @@ class IRPE(nn.Module):
         if self.adversary_mode is not None and query_mask is not None:
             rows = query_mask[:, None, :, None].to(q.dtype)  # [B, 1, L, 1]
         if self.adversary_mode == 'embed' and rows is not None:
-            qw = qw + rows * (q @ self.adv_embed.to(q.dtype))  # masked rows read W + A
+            adv_embed = adversary_value(self, 'adv_embed')
+            if adv_embed.dim() != 2:
+                raise ValueError(f'the iRPE embedding adversary is one table {tuple(self.lookup_table.shape)}, '
+                                 f'got {tuple(adv_embed.shape)} (per-sample adversaries are for coordinate modes)')
+            qw = qw + rows * (q @ adv_embed.to(q.dtype))  # masked rows read W + A
         if self.index_mode == 'integer':
             index = bucket_index(hw, self.ratio, with_cls, q.device)
             return qw.gather(-1, index.expand(*qw.shape[:2], -1, -1))
@@ -390,12 +406,13 @@ class IRPE(nn.Module):
         if self.adversary_mode == 'coord' and rows is not None:
             self.check_coord_ball(hw)
             # Masked rows read clean + lookup(offsets + adv_coord) - lookup(offsets) with the adversary's lookup.
-            adv = self.adversary_lookup
+            adv, delta = self.adversary_lookup, adversary_value(self, 'adv_coord')
+            dense_shift = dense and delta.dim() == 1  # per-sample shifts: [B, L, L, 4] corners, not B matrices
             origin = clean if adv == self.clean_lookup else _clean_relaxed(hw, self.ratio, with_cls, q.device,
                                                                            dense, adv)
-            shifted = (relaxed_lookup_matrix if dense else relaxed_corners)(hw, self.ratio, with_cls, q.device,
-                                                                            self.adv_coord, adv)
-            if dense:  # the difference is 0 at delta = 0 and carries delta's gradient
+            shifted = (relaxed_lookup_matrix if dense_shift else relaxed_corners)(hw, self.ratio, with_cls,
+                                                                                  q.device, delta, adv)
+            if dense_shift:  # the difference is 0 at delta = 0 and carries delta's gradient
                 bias = bias + rows * _relaxed_bias(qw, shifted - origin)
             elif adv == self.clean_lookup:
                 bias = torch.where(rows.bool(), _relaxed_bias(qw, shifted), bias)
@@ -410,15 +427,15 @@ class IRPE(nn.Module):
         table = self.lookup_table
         adv_table, delta = table, None
         if self.adversary_mode == 'embed':
-            adv_table = table + self.adv_embed
+            adv_table = table + adversary_value(self, 'adv_embed')
         elif self.adversary_mode == 'coord':
-            delta = self.adv_coord
+            delta = adversary_value(self, 'adv_coord')
 
         def pair_embeddings(w: torch.Tensor, shift=None, lookup=self.clean_lookup) -> torch.Tensor:  # [d, L, L]
             if self.index_mode == 'integer':
                 return w[:, bucket_index(tuple(hw), self.ratio, with_cls, q.device)]
-            matrix = relaxed_lookup_matrix(tuple(hw), self.ratio, with_cls, q.device, shift, lookup)  # [L, nb, L]
-            return torch.einsum('dk,ikj->dij', w, matrix)
+            matrix = relaxed_lookup_matrix(tuple(hw), self.ratio, with_cls, q.device, shift, lookup)  # [(B,) L, nb, L]
+            return torch.einsum('dk,...ikj->...dij', w, matrix)
 
         clean = torch.einsum('bhid,dij->bhij', q, pair_embeddings(table).to(q.dtype))
         if self.adversary_mode is None or query_mask is None:
@@ -430,5 +447,5 @@ class IRPE(nn.Module):
             lookup = self.adversary_lookup
             adv_pairs = pair_embeddings(table) + pair_embeddings(table, delta, lookup) - pair_embeddings(table,
                                                                                                         None, lookup)
-        adv = torch.einsum('bhid,dij->bhij', q, adv_pairs.to(q.dtype))
+        adv = torch.einsum('bhid,dij->bhij' if adv_pairs.dim() == 3 else 'bhid,bdij->bhij', q, adv_pairs.to(q.dtype))
         return torch.where(query_mask[:, None, :, None], adv, clean)

@@ -16,7 +16,7 @@ from mmengine.runner import Runner
 from torch import nn
 
 from adpe_mm.engine.hooks import AdversaryHook
-from adpe_mm.models.utils.adversary import adversary_parameter
+from adpe_mm.adversary import adversary_parameter
 
 ADV_CFG = dict(
     type='AdvOptimWrapper',

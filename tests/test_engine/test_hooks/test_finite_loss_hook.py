@@ -17,7 +17,7 @@ from torch import nn
 
 import adpe_mm  # noqa: F401  (torch.load of runner checkpoints)
 from adpe_mm.engine.hooks import FiniteLossHook, NonFiniteTrainingError
-from adpe_mm.models.utils.adversary import adversary_parameter
+from adpe_mm.adversary import adversary_parameter
 from conftest import REPO_ROOT, SMOKE_CONFIG, tool_env
 
 TRAIN = osp.join(REPO_ROOT, 'tools', 'train.py')

@@ -10,8 +10,8 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 from torch import nn
 
-from adpe_mm.engine.optim_wrappers import AdvOptimWrapper, AmpAdvOptimWrapper, adversary_norm
-from adpe_mm.models.utils.adversary import adversary_parameter
+from adpe_mm.adversary import adversary_norm, adversary_parameter
+from adpe_mm.engine.optim_wrappers import AdvOptimWrapper, AmpAdvOptimWrapper
 
 ADV_KEYS = {'adv_': dict(decay_mult=0., maximize=True)}
 # AmpAdvOptimWrapper uses mmengine's CUDA GradScaler where there is a GPU, so AMP tests run there

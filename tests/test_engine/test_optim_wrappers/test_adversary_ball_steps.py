@@ -6,7 +6,7 @@ from mmengine.optim import LinearLR, build_optim_wrapper
 from mmengine.registry import DefaultScope
 from torch import nn
 
-from adpe_mm.models.utils.adversary import adversary_parameter
+from adpe_mm.adversary import adversary_parameter
 
 
 class Toy(nn.Module):

@@ -3,7 +3,7 @@ import copy
 import pytest
 import torch
 
-from adpe_mm.models.utils import adversary_parameter, is_adversary, parse_adversary, project_
+from adpe_mm.adversary import adversary_parameter, is_adversary, parse_adversary, project_
 
 
 def test_adversaries_start_at_zero_and_survive_deepcopy():
