@@ -3,6 +3,7 @@ import os.path as osp
 import shutil
 import sys
 
+import pytest
 import torch
 
 import adpe_mm  # noqa: F401  (torch.load of runner checkpoints needs its allow-list)
@@ -16,6 +17,12 @@ OPTIONS = [
     'custom_hooks.0.interval=1000', 'param_scheduler.0.end=2', 'param_scheduler.1.begin=2',
     'param_scheduler.1.end=4', 'param_scheduler.1.T_max=2',
 ]
+
+
+# the paper's parallel mode: persistent adversaries, the state a resume must restore (the tiny configs' own
+# fresh adversaries keep none; their random starts follow the resumable counter instead)
+PERSISTENT = ['model.adversary_fresh=None', 'model.adversary_steps=0']
+FRESH_RANDOM = ["model.adversary_fresh='random'"]
 
 
 def train(work_dir, data_root, *extra):
@@ -37,19 +44,20 @@ def tensors(obj, prefix=''):
     return out
 
 
-def test_resume_restores_adversaries_and_optimizer_and_continues_bit_exactly(tmp_path, embedded_data):
+@pytest.mark.parametrize('adversaries', [PERSISTENT, FRESH_RANDOM], ids=['persistent', 'fresh-random'])
+def test_resume_restores_adversaries_and_optimizer_and_continues_bit_exactly(adversaries, tmp_path, embedded_data):
     straight, resumed = tmp_path / 'straight', tmp_path / 'resumed'
-    train(straight, embedded_data)
+    train(straight, embedded_data, *adversaries)
     resumed.mkdir()
     shutil.copy(straight / 'iter_2.pth', resumed / 'iter_2.pth')
-    train(resumed, embedded_data, '--resume', str(resumed / 'iter_2.pth'))
+    train(resumed, embedded_data, *adversaries, '--resume', str(resumed / 'iter_2.pth'))
     a = torch.load(straight / 'iter_4.pth')
     b = torch.load(resumed / 'iter_4.pth')
     assert a['meta']['iter'] == b['meta']['iter'] == 4
     sa, sb = tensors(a['state_dict']), tensors(b['state_dict'])
     advs = [k for k in sa if k.rsplit('.', 1)[-1].startswith('adv_')]
     assert len(advs) == 6  # 4 encoder + 2 decoder blocks with iRPE
-    assert any(sa[k].abs().sum() > 0 for k in advs)
+    assert any(sa[k].abs().sum() > 0 for k in advs) == (adversaries is PERSISTENT)
     assert sa.keys() == sb.keys()
     for key in sa:
         assert torch.equal(sa[key], sb[key]), key

@@ -26,8 +26,9 @@ def test_tiny_config_trains_and_writes_reconstructions(config, tmp_path, embedde
     logs = [json.loads(line) for p in glob.glob(str(tmp_path / '*' / 'vis_data' / 'scalars.json'))
             for line in open(p)]
     assert len([r for r in logs if 'loss' in r]) == 3
-    if '/adpe/' in config:  # AdversaryHook logs the adversary's size, the model the loss gap
-        assert all('adv_norm' in r and 'adv_gap' in r for r in logs if 'loss' in r)
+    if '/adpe/' in config:  # the model logs its fresh attack's loss gain (>= 0 by construction) and size
+        rows = [r for r in logs if 'loss' in r]
+        assert all(r['adv_gap'] >= 0 and 'adv_attack_norm' in r and 'adv_norm' in r for r in rows), rows
 
 
 def test_tensorboard_gets_the_loss_and_the_reconstruction_panels(tmp_path, embedded_data):

@@ -54,9 +54,26 @@ METHODS: Dict[str, dict] = {
     'adpe_ape_embed': dict(kind='maeplus', adversary=dict(pe='ape', mode='embed', norm='l2', eps=3.)),
     'adpe_ape_coord': dict(kind='maeplus', adversary=dict(pe='ape', mode='coord', norm='l2', eps=3.)),
     'adpe_rpe_embed': dict(kind='maeplus', rpe=True, adversary=dict(pe='rpe', mode='embed', norm='linf', eps=20.)),
-    'adpe_rpe_coord': dict(kind='maeplus', rpe=True, adversary=dict(pe='rpe', mode='coord', norm='linf', eps=20.)),
+    # run with the original lookup, which clamps the index at the last bucket (docs/method_notes.md)
+    'adpe_rpe_coord': dict(kind='maeplus', rpe=True, adversary=dict(pe='rpe', mode='coord', norm='linf', eps=20.,
+                                                                    edge='clamp')),
     'random': dict(kind='random'),
+    # Issue 12's rows (docs/study.md, "Adversaries that stay adversarial"):
+    # the corrected RPE-coord geometry (no zero-gradient region inside the ball)
+    'adpe_rpe_coord_fade': dict(kind='maeplus', rpe=True, adversary=dict(pe='rpe', mode='coord', norm='linf',
+                                                                         eps=20., edge='fade')),
+    # the per-bucket RPE-embed adversary at a budget on the scale of the learned tables (l2 norm 1.8-3.6 per
+    # block in MAE+ with iRPE, finding 3), not the paper's l_inf 20 per entry
+    'adpe_rpe_embed_l2eps1': dict(kind='maeplus', rpe=True, adversary=dict(pe='rpe', mode='embed', norm='l2',
+                                                                           eps=1.)),
+    # fresh adversaries: one PGD step of the whole ball from zero every iteration, best iterate kept
+    'adpe_ape_embed_fresh': dict(kind='maeplus', adversary=dict(pe='ape', mode='embed', norm='l2', eps=3.),
+                                 fresh=True),
+    'adpe_rpe_coord_fresh': dict(kind='maeplus', rpe=True, adversary=dict(pe='rpe', mode='coord', norm='linf',
+                                                                          eps=20., edge='fade'), fresh=True),
 }
+# a fresh method's attack: adversary_steps PGD steps of adversary_step_size * eps from zero
+FRESH = dict(adversary_steps=1, adversary_step_size=1., adversary_fresh='zero')
 
 BASELINES = ('mae', 'maeplus', 'maeplus_rpe')  # every other method is compared with these, seed by seed
 
@@ -147,6 +164,7 @@ def build_pretrainer(method: str, adversary: Optional[dict] = None) -> nn.Module
     spec = dict(METHODS[method])
     if adversary is not None:
         spec['adversary'] = adversary
+        spec.pop('fresh', None)  # the caller attacks the model itself
     head = dict(type='MAEPretrainHead', norm_pix=True, patch_size=PATCH,
                 loss=dict(type='PixelReconstructionLoss', criterion='L2'))
     if spec['kind'] == 'mae':
@@ -156,6 +174,7 @@ def build_pretrainer(method: str, adversary: Optional[dict] = None) -> nn.Module
     else:
         rpe = RPE if spec.get('rpe') else None
         cfg = dict(type='MAEPlus', adversary=spec.get('adversary'), log_adv_gap=spec.get('adversary') is not None,
+                   **(FRESH if spec.get('fresh') else {}),
                    backbone=dict(type='MAEPlusViT', arch=ARCH, img_size=CROP, patch_size=PATCH, rpe=rpe),
                    neck=dict(type='MAEPlusDecoder', num_patches=(CROP // PATCH)**2, patch_size=PATCH,
                              embed_dim=ARCH['embed_dims'], rpe=rpe, **DECODER), head=head)

@@ -34,8 +34,11 @@ import torch
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import fashion_mnist_study as study  # noqa: E402
 
+# one attack per mode with the study's budgets; RPE coord also with the corrected geometry ('fade', whose ball
+# has no zero-gradient region: the original 'clamp' attack cannot move once it saturates)
 ATTACKS: Dict[str, dict] = {m[len('adpe_'):]: study.METHODS[m]['adversary']
-                            for m in study.METHODS if study.METHODS[m].get('adversary')}
+                            for m in ('adpe_ape_embed', 'adpe_ape_coord', 'adpe_rpe_embed', 'adpe_rpe_coord',
+                                      'adpe_rpe_coord_fade')}
 
 
 def attacks_for(method: str) -> List[str]:
