@@ -56,16 +56,19 @@ def why_not(model_cfg: Mapping, attack: dict) -> Optional[str]:
     return None
 
 
-def build_attacked(model_cfg: Mapping, state: Optional[Mapping], adversary: dict) -> nn.Module:
-    """The model of ``model_cfg`` with ``adversary`` (at zero), the weights of ``state`` (or its own
-    initialisation when None), frozen, in eval mode."""
+def build_attacked(model_cfg: Mapping, state: Optional[Mapping], adversary: Optional[dict],
+                   keep_trained: bool = False) -> nn.Module:
+    """The model of ``model_cfg`` with ``adversary`` (at zero, or at the state's own trained values with
+    ``keep_trained``), the weights of ``state`` (or its own initialisation when None), frozen, in eval mode."""
     from mmpretrain.registry import MODELS
     cfg = copy.deepcopy(dict(model_cfg))
-    cfg.update(adversary=adversary, log_adv_gap=False, adversary_steps=0)
+    cfg.update(adversary=adversary, log_adv_gap=False, adversary_steps=0, adversary_fresh=None,
+               adversary_per_sample=False)
     model = MODELS.build(cfg)
     model.init_weights()
     if state is not None:
-        weights = {k: v for k, v in state.items() if not k.rsplit('.', 1)[-1].startswith('adv_')}
+        weights = {k: v for k, v in state.items()
+                   if keep_trained or not k.rsplit('.', 1)[-1].startswith('adv_')}
         missing, unexpected = model.load_state_dict(weights, strict=False)
         parameters = {n for n, p in model.named_parameters() if not is_adversary(p)}
         if unexpected or set(missing) & parameters:
@@ -119,6 +122,45 @@ def attack(model: nn.Module, crops: torch.Tensor, mask: torch.Tensor, steps: int
                 saturation=saturation if saturation[0] is not None else None)
 
 
+@torch.no_grad()
+def reliance(model_cfg: Mapping, state: Optional[Mapping], crops: torch.Tensor, mask: torch.Tensor) -> dict:
+    """How much the model relies on the channels the adversaries perturb: the clean loss, the loss with the
+    encoder's APE removed (its table zeroed), and for iRPE the l2 norm of every block's table and the loss with
+    every table zeroed. A model can defeat an adversary by not using what it perturbs; these show it."""
+    model = build_attacked(model_cfg, state, None)
+
+    def loss() -> float:
+        pred, _ = model.reconstruct(crops, adversarial=False, patch_mask=mask)
+        return float(model.head.loss(pred, crops, mask.float()))
+
+    out = dict(clean=loss())
+    pos = model.backbone.pos_embed
+    saved = pos.detach().clone()
+    pos.zero_()
+    out['without_ape'] = loss()
+    pos.copy_(saved)
+    tables = {n: p for n, p in model.named_parameters() if n.endswith('lookup_table')}
+    if tables:
+        out['rpe_table_norms'] = {n[:-len('.lookup_table')]: float(p.norm()) for n, p in tables.items()}
+        for p in tables.values():
+            p.zero_()
+        out['without_rpe'] = loss()
+    return out
+
+
+def own_adversary(model_cfg: Mapping, state: Mapping, crops: torch.Tensor, mask: torch.Tensor, steps: int,
+                  step_size: float) -> Optional[dict]:
+    """For a model trained with an adversary whose values the state holds: the loss at that trained adversary
+    minus the clean loss (``trained_gain``, negative when the weights co-adapted with it) and the gain of a
+    PGD attack started from it. None for a model without one."""
+    adv = model_cfg.get('adversary')
+    if adv is None or not any(k.rsplit('.', 1)[-1].startswith('adv_') for k in state):
+        return None
+    model = build_attacked(model_cfg, state, adv, keep_trained=True)
+    result = attack(model, crops, mask, steps, step_size, start='current')
+    return dict(adversary=parse_adversary(adv), trained_gain=result['losses'][0] - result['clean'], **result)
+
+
 def probe(model_cfg: Mapping, state: Optional[Mapping], crops: torch.Tensor,
           budgets: Optional[Mapping[str, Sequence[float]]] = None, steps: int = 10, step_size: float = 0.25,
           seed: int = 0) -> dict:
@@ -134,7 +176,7 @@ def probe(model_cfg: Mapping, state: Optional[Mapping], crops: torch.Tensor,
 
     Returns:
         dict: ``attacks`` (name -> list of :func:`attack` results with their ``eps``), ``skipped`` (name ->
-        reason), ``settings``.
+        reason), ``reliance`` (:func:`reliance`), ``own`` (:func:`own_adversary`, or None), ``settings``.
     """
     budgets = dict(TABLE_A2_BUDGETS if budgets is None else budgets)
     if not (isinstance(steps, int) and steps > 0) or not step_size > 0:
@@ -155,4 +197,10 @@ def probe(model_cfg: Mapping, state: Optional[Mapping], crops: torch.Tensor,
                 generator = torch.Generator().manual_seed(seed)
                 mask = model.backbone.random_masking(crops.shape[0], crops.device, generator)
             out['attacks'][name].append(dict(eps=float(eps), **attack(model, crops, mask, steps, step_size)))
+    if mask is None:
+        generator = torch.Generator().manual_seed(seed)
+        mask = build_attacked(model_cfg, state, None).backbone.random_masking(crops.shape[0], crops.device,
+                                                                             generator)
+    out['reliance'] = reliance(model_cfg, state, crops, mask)
+    out['own'] = own_adversary(model_cfg, state, crops, mask, steps, step_size) if state is not None else None
     return out

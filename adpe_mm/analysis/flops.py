@@ -32,7 +32,7 @@ def block_flops(tokens: int, block: BlockSpec) -> int:
         flops += L * D * rpe.buckets  # q @ W for every head: [L, d] x [d, nb]
         if rpe.adversary == 'embed':
             flops += L * D * rpe.buckets  # q @ A of the per-bucket adversary
-        if rpe.index_mode == 'relaxed':
+        if rpe.index_mode != 'integer':  # the relaxed and the reference lookups interpolate
             # the dense interpolation contraction [H, L, nb] x [L, nb, L]; coord mode adds the shifted one
             flops += block.heads * L * rpe.buckets * L * (2 if rpe.adversary == 'coord' else 1)
     return flops

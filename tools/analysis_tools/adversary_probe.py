@@ -9,7 +9,8 @@ random values, since zero tables give RPE adversaries nothing to act on). Images
 default, centre squares at the crop size. Budgets: Table A.2's per mode unless ``--budget NAME=EPS,EPS``
 (e.g. ``--budget rpe-coord-linf=5,10,15,20,25``). Writes ``probe.json`` and ``probe.png`` (loss gain, and for
 RPE coordinate mode the saturated fraction of pairs and the gradient norm at the last step, against eps);
-see ``adpe_mm/analysis/adversary_probe.py`` for what is measured.
+with the model's reliance on the APE and the iRPE tables and, for a checkpoint trained with an adversary,
+the loss at that trained adversary; see ``adpe_mm/analysis/adversary_probe.py`` for what is measured.
 """
 import argparse
 import json
@@ -104,6 +105,15 @@ def main(argv=None) -> dict:
         print(f'{name}: ' + '  '.join(f"eps {r['eps']:g}: gain {r['gain']:.4f}" for r in runs))
     for name, reason in result['skipped'].items():
         print(f'{name}: skipped ({reason})')
+    rel = result['reliance']
+    print(f"reliance: clean {rel['clean']:.4f}, without the APE {rel['without_ape']:.4f}"
+          + (f", without the iRPE tables {rel['without_rpe']:.4f} (table l2 norms "
+             f"{min(rel['rpe_table_norms'].values()):.2f}-{max(rel['rpe_table_norms'].values()):.2f})"
+             if 'without_rpe' in rel else ''))
+    if result['own'] is not None:
+        own = result['own']
+        print(f"own trained adversary: loss there - clean {own['trained_gain']:+.4f}, PGD from it: gain "
+              f"{own['gain']:.4f}")
     print(f"probe written to {osp.join(args.out_dir, 'probe.json')} and probe.png")
     return result
 

@@ -9,6 +9,7 @@ restarts at zero every step, so no weight can mirror it.
 import pytest
 import torch
 from mmengine.optim import build_optim_wrapper
+from mmengine.registry import DefaultScope
 
 from _tiny import ADVERSARIES, tiny_mae_plus
 from test_mae_plus import real_crops
@@ -33,7 +34,8 @@ def train(model, batches, steps=STEPS, lr=1e-3):
 
 @pytest.fixture(scope='module')
 def batches(embedded_data):
-    return [real_crops(embedded_data, num_images=2, num_crops=2, seed=s) for s in range(4)]
+    with DefaultScope.overwrite_default_scope('mmpretrain'):  # (module scope: before the autouse fixture)
+        return [real_crops(embedded_data, num_images=2, num_crops=2, seed=s) for s in range(4)]
 
 
 def test_a_persistent_ape_embed_adversary_is_cancelled_by_the_mask_token(batches):

@@ -101,3 +101,25 @@ def test_the_tool_writes_json_and_png(tmp_path, embedded_data):
         result = json.load(f)
     assert [r['eps'] for r in result['attacks']['rpe-coord-linf']] == [10., 20.]
     assert (tmp_path / 'probe.png').stat().st_size > 10_000
+
+
+def test_reliance_on_the_perturbed_channels_and_the_models_own_adversary(photos, random_state):
+    state = dict(random_state)
+    # a "trained" RPE-coord adversary in every block: shifted by (1, -1) patch
+    for k in [k for k in state if k.endswith('adv_coord')]:
+        state[k] = torch.tensor([1., -1.])
+    out = probe(model_cfg(), state, photos, {'ape-coord-l2': [1.]}, steps=2, step_size=0.5)
+    rel = out['reliance']
+    norms = {k: v for k, v in state.items() if k.endswith('lookup_table')}
+    assert rel['rpe_table_norms'] == pytest.approx({k[:-len('.lookup_table')]: float(v.norm())
+                                                    for k, v in norms.items()})
+    assert rel['clean'] == pytest.approx(out['attacks']['ape-coord-l2'][0]['clean'], abs=1e-6)
+    # random tables carry positional bias the model depends on; removing a channel changes the loss
+    assert rel['without_rpe'] != pytest.approx(rel['clean'], abs=1e-4)
+    assert rel['without_ape'] != pytest.approx(rel['clean'], abs=1e-4)
+    own = out['own']
+    assert own['adversary']['mode'] == 'coord' and own['clean'] == pytest.approx(rel['clean'], abs=1e-6)
+    # the attack starts at the trained shift, so its first loss is the loss there
+    assert own['trained_gain'] == pytest.approx(own['losses'][0] - own['clean'])
+    assert own['trained_gain'] != pytest.approx(0., abs=1e-6) and own['gain'] >= max(0., own['trained_gain'])
+    assert probe(model_cfg(), random_state, photos, {}, steps=1)['own'] is not None  # zeros are still its own
