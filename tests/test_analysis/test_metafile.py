@@ -73,3 +73,14 @@ def test_the_paper_results_file_gives_the_papers_best_and_refuses_unknown_fields
     bad.write_text("paper: x\ncrops: 4\nresults:\n  - {method: mae, arch: b, epochs: 400, top_1: 82.95}\n")
     with pytest.raises(ValueError, match="top_1"):
         module.load_paper_results(str(bad))
+
+
+@pytest.mark.parametrize('config', [
+    'configs/mae_plus/maeplus-rpe-relaxed_vit-base-p16_4x112-8xb128-accum4-amp-coslr-400e_in1k.py',
+    'configs/adpe/recalibrated/adpe-rpe-coord-linf-eps5-fresh_vit-base-p16_4x112-8xb128-accum4-amp-coslr-400e_in1k.py',
+])
+def test_our_own_baselines_and_fresh_adversaries_get_no_paper_number(config):
+    tool = checker()
+    assert tool.paper_result(tool.describe(config, REPO_ROOT)) is None  # integer-lookup, parallel-mode rows
+    integer = 'configs/mae_plus/maeplus-rpe_vit-base-p16_4x112-8xb128-accum4-amp-coslr-400e_in1k.py'
+    assert tool.paper_result(tool.describe(integer, REPO_ROOT))['top1'] == 83.78

@@ -110,7 +110,8 @@ def describe(relpath: str, root: str = ROOT) -> dict:
     adversary = model.get('adversary')
     desc['adv'] = (adversary['mode'], adversary['norm'], float(adversary['eps'])) if adversary else None
     desc['fgsm'] = float(model['eps']) if kind == 'fgsm' else None
-    desc['adversary_steps'] = int(model.get('adversary_steps') or 0)  # sequential mode (footnote 1)
+    desc['adversary_steps'] = int(model.get('adversary_steps') or 0)  # sequential mode (footnote 1) or fresh
+    desc['adversary_fresh'] = model.get('adversary_fresh')  # fresh adversaries (beyond the paper)
     desc['epochs'] = _get(cfg, 'train_cfg', 'max_epochs')
     desc['iters'] = _get(cfg, 'train_cfg', 'max_iters')
     crops = [t for t in _get(cfg, 'train_dataloader', 'dataset', 'pipeline', default=[])
@@ -136,8 +137,10 @@ def paper_result(desc: dict) -> Optional[dict]:
         return None
     if desc['kind'] != 'mae' and (desc.get('crops') or (None, ))[0] != PAPER_CROPS:
         return None
-    if desc.get('adversary_steps'):  # the paper's numbers are for the parallel mode
+    if desc.get('adversary_steps') or desc.get('adversary_fresh'):  # the paper's numbers: parallel mode
         return None
+    if desc['kind'] == 'maeplus' and desc.get('index_mode') not in (None, 'integer'):
+        return None  # the paper's iRPE baseline reads the integer index
     for row in PAPER_RESULTS:
         if (row['method'], row['arch'], row['epochs'], row['pe']) != (desc['kind'], desc.get('arch'),
                                                                       desc.get('epochs'), desc.get('pe')):
@@ -193,7 +196,8 @@ def build_metafile(descs: List[dict]) -> dict:
             meta['Positional Embedding'] = 'APE' if d['pe'] == 'ape' else f'APE + iRPE ({d["index_mode"]} lookup)'
         if d.get('adv'):
             meta['Adversary'] = f'{d["pe"].upper()} {d["adv"][0]}, {d["adv"][1]} eps {d["adv"][2]:g}' + (
-                f', sequential ({d["adversary_steps"]} ascent steps)' if d.get('adversary_steps') else ', parallel')
+                f', fresh ({d["adversary_steps"]} ascent steps from {d["adversary_fresh"]})' if d.get('adversary_fresh')
+                else f', sequential ({d["adversary_steps"]} ascent steps)' if d.get('adversary_steps') else ', parallel')
         if d.get('fgsm'):
             meta['FGSM eps'] = d['fgsm']
         if kind == 'downstream':
