@@ -102,7 +102,8 @@ def test_positional_attack_on_a_micro_run(tmp_path):
     attack = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(attack)
     assert attack.attacks_for('mae') == [] and attack.attacks_for('maeplus') == ['ape_embed', 'ape_coord']
-    assert attack.attacks_for('adpe_rpe_coord') == ['ape_embed', 'ape_coord', 'rpe_embed', 'rpe_coord']
+    assert attack.attacks_for('adpe_rpe_coord') == ['ape_embed', 'ape_coord', 'rpe_embed', 'rpe_coord',
+                                                    'rpe_coord_fade']
     out = str(tmp_path / 'study')
     study.main(['--synthetic', '--methods', 'adpe_ape_coord', '--seeds', '0', '--out', out, '--pretrain-images',
                 '128', '--pretrain-epochs', '1', '--batch-size', '32', '--probe-images', '64', '--finetune-images',

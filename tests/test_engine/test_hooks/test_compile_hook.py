@@ -20,6 +20,8 @@ def tiny_adpe():
     """AdPE RPE coord, shrunk to one encoder and one decoder block (compile time grows with depth)."""
     cfg = Config.fromfile(osp.join(REPO_ROOT, TINY))
     cfg.model.log_adv_gap = False
+    cfg.model.adversary_fresh = None  # the persistent adversary: a parameter in the compiled graph
+    cfg.model.adversary_steps = 0
     cfg.model.backbone.arch.num_layers = 1
     cfg.model.neck.decoder_depth = 1
     with DefaultScope.overwrite_default_scope('mmpretrain'):

@@ -215,7 +215,8 @@ def test_gradient_is_nonzero_everywhere_inside_every_shipped_ball(side):
                 continue
             inside = in_ball(points, norm, e)
             zero = (grads[inside] == 0).any(dim=1)
-            assert inside.sum() > 100 and not zero.any(), (config, side, points[inside][zero][:5])
+            # (at least 9 x 9 points: the recalibrated l_inf 2 ball at the 0.5-patch spacing of the 14x14 grid)
+            assert inside.sum() >= 81 and not zero.any(), (config, side, points[inside][zero][:5])
 
 
 def test_the_original_clamp_edge_has_a_zero_gradient_region_inside_the_eps20_ball():
