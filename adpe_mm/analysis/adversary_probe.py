@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..models.pos_embed import grid_coords, saturation_offset
-from ..adversary import is_adversary, named_adversaries, parse_adversary, pgd_attack, start_values, substituted
+from ..adversary import is_adversary, parse_adversary
 
 # Table A.2's budgets, one norm per mode (eps in embedding units for embed, in patches for coord).
 TABLE_A2_BUDGETS: Dict[str, List[float]] = {
@@ -104,19 +104,12 @@ def attack(model: nn.Module, crops: torch.Tensor, mask: torch.Tensor, steps: int
     """PGD with the weights frozen from ``start`` ('zero', or 'current': the model's own adversaries): losses
     [steps + 1], gradient norms [steps] and (RPE coordinate mode) saturated fractions [steps + 1] along the
     path, clean loss and gain."""
-    params = named_adversaries(model)
-
-    def loss_fn(values):
-        with substituted(model, values):
-            pred, _ = model.reconstruct(crops, patch_mask=mask)
-        return model.sample_losses(pred, crops, mask)
-
     with torch.no_grad():
         pred, _ = model.reconstruct(crops, adversarial=False, patch_mask=mask)
         clean = float(model.head.loss(pred, crops, mask.float()))
     saturation = []
-    result = pgd_attack(loss_fn, start_values(params, start), {n: p.adv_ball for n, p in params.items()}, steps,
-                        step_size, on_iterate=lambda values: saturation.append(coord_saturation(model, values)))
+    result = model.attack(crops, mask, start, 'best', steps=steps, step_size=step_size,
+                          on_iterate=lambda values: saturation.append(coord_saturation(model, values)))
     losses = result.losses
     return dict(clean=clean, gain=max(losses + [clean]) - clean, losses=losses, grad_norms=result.grad_norms,
                 saturation=saturation if saturation[0] is not None else None)

@@ -83,16 +83,7 @@ def masked_loss(model, crops, mask, adversarial: bool = True) -> torch.Tensor:
 def pgd(model, crops, mask, steps: int, step_size: float, start: str) -> Tuple[List[float], List[float]]:
     """The loss at every iterate of a projected ascent (weights frozen) from zero or from the model's own
     adversaries (``start='current'``), and the norms of the adversaries at the highest-loss iterate."""
-    from adpe_mm.adversary import named_adversaries, pgd_attack, start_values, substituted
-    params = named_adversaries(model)
-
-    def loss_fn(values):
-        with substituted(model, values):
-            pred, _ = model.reconstruct(crops, patch_mask=mask)
-        return model.sample_losses(pred, crops, mask)
-
-    result = pgd_attack(loss_fn, start_values(params, start), {n: p.adv_ball for n, p in params.items()}, steps,
-                        step_size)
+    result = model.attack(crops, mask, start, 'best', steps=steps, step_size=step_size)
     return result.losses, [float(v.norm()) for v in result.values.values()]
 
 

@@ -37,7 +37,6 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 from adpe_mm.adversary import adversary_norm, is_adversary, project_
 
 ADV_GRAD_TRANSFORMS = (None, 'sign', 'l2_normalize', 'ball')
-
 ADV_UPDATES = ('optimizer', 'ascent')
 
 

@@ -51,8 +51,9 @@ class MAEPlus(BaseSelfSupervisor):
             iterate with the highest loss (the start included), and the weights then take their step at that
             adversary. The ``adv_`` parameters stay at zero and out of the graph (they only carry the ball; no
             gradient, so the optimizer wrapper never moves them and logs ``adv_norm`` 0; the attack's size is
-            logged as ``adv_attack_norm``), and a weight cannot learn to cancel an adversary that restarts. With ``'zero'`` the logged
-            ``adv_gap`` is the chosen iterate's loss minus the start's, >= 0 by construction.
+            logged as ``adv_attack_norm``), and a weight cannot learn to cancel an adversary that restarts.
+            With ``'zero'`` the logged ``adv_gap`` is the chosen iterate's loss minus the start's, >= 0 by
+            construction.
         adversary_per_sample (bool): with a fresh coordinate-mode adversary, one shift per crop ([k*B, 2],
             per block for RPE) instead of one for the batch. Defaults to False.
         Other arguments: see ``BaseSelfSupervisor``.
@@ -141,10 +142,12 @@ class MAEPlus(BaseSelfSupervisor):
         return (per_patch * mask).sum(-1) / mask.sum(-1) / self.head.loss_module.channel
 
     def attack(self, crops: torch.Tensor, mask: torch.Tensor, start: str, select: str,
-               generator: Optional[torch.Generator] = None):
+               generator: Optional[torch.Generator] = None, steps: Optional[int] = None,
+               step_size: Optional[float] = None, on_iterate=None):
         """PGD on the adversaries with the weights frozen (:func:`~adpe_mm.adversary.pgd_attack`), from
         ``start`` ('zero', 'random' from ``generator``, or 'current'); one value per crop with
-        ``adversary_per_sample``."""
+        ``adversary_per_sample``. ``steps`` and ``step_size`` default to the model's ``adversary_steps`` and
+        ``adversary_step_size`` (the probe and the study's attack pass their own)."""
         params = named_adversaries(self)
         batch = crops.shape[0] if self.adversary_per_sample else None
         values = start_values(params, start, batch, generator)
@@ -162,9 +165,11 @@ class MAEPlus(BaseSelfSupervisor):
                 pred, _ = self.reconstruct(crops, patch_mask=mask)
             return self.sample_losses(pred, crops, mask)
 
-        return pgd_attack(loss_fn, values, {n: p.adv_ball for n, p in params.items()}, self.adversary_steps,
-                          self.adversary_step_size, per_sample=batch is not None, select=select,
-                          reduce_grad=global_mean, reduce_loss=global_mean)
+        return pgd_attack(loss_fn, values, {n: p.adv_ball for n, p in params.items()},
+                          self.adversary_steps if steps is None else steps,
+                          self.adversary_step_size if step_size is None else step_size,
+                          per_sample=batch is not None, select=select, reduce_grad=global_mean,
+                          reduce_loss=global_mean, on_iterate=on_iterate)
 
     def ascend_adversaries(self, crops: torch.Tensor, mask: torch.Tensor) -> None:
         """Sequential mode: ``adversary_steps`` projected ascent steps on the persistent adversaries."""
