@@ -106,7 +106,7 @@ def attack(model: nn.Module, crops: torch.Tensor, mask: torch.Tensor, steps: int
     path, clean loss and gain."""
     with torch.no_grad():
         pred, _ = model.reconstruct(crops, adversarial=False, patch_mask=mask)
-        clean = float(model.head.loss(pred, crops, mask.float()))
+        clean = float(model.head.loss(pred, crops, mask))
     saturation = []
     result = model.attack(crops, mask, start, 'best', steps=steps, step_size=step_size,
                           on_iterate=lambda values: saturation.append(coord_saturation(model, values)))
@@ -124,7 +124,7 @@ def reliance(model_cfg: Mapping, state: Optional[Mapping], crops: torch.Tensor, 
 
     def loss() -> float:
         pred, _ = model.reconstruct(crops, adversarial=False, patch_mask=mask)
-        return float(model.head.loss(pred, crops, mask.float()))
+        return float(model.head.loss(pred, crops, mask))
 
     out = dict(clean=loss())
     pos = model.backbone.pos_embed
@@ -187,13 +187,10 @@ def probe(model_cfg: Mapping, state: Optional[Mapping], crops: torch.Tensor,
         for eps in eps_list:
             model = build_attacked(model_cfg, state, dict(adv, eps=float(eps)))
             if mask is None:  # the same masks for every attack
-                generator = torch.Generator().manual_seed(seed)
-                mask = model.backbone.random_masking(crops.shape[0], crops.device, generator)
+                mask = model.backbone.fixed_masking(crops.shape[0], crops.device, seed)
             out['attacks'][name].append(dict(eps=float(eps), **attack(model, crops, mask, steps, step_size)))
     if mask is None:
-        generator = torch.Generator().manual_seed(seed)
-        mask = build_attacked(model_cfg, state, None).backbone.random_masking(crops.shape[0], crops.device,
-                                                                             generator)
+        mask = build_attacked(model_cfg, state, None).backbone.fixed_masking(crops.shape[0], crops.device, seed)
     out['reliance'] = reliance(model_cfg, state, crops, mask)
     out['own'] = own_adversary(model_cfg, state, crops, mask, steps, step_size) if state is not None else None
     return out

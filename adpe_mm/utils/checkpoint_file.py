@@ -14,11 +14,13 @@ backbone loader and the converters call :func:`load_checkpoint_file`.
 import os
 import os.path as osp
 import zipfile
-from typing import Any
+from typing import Any, Dict, Mapping, Tuple, Union
 
 import torch
+from mmengine.runner.checkpoint import CheckpointLoader
 
 ZIP_MAGIC = b'PK\x03\x04'  # torch.save's default format (torch >= 1.6) is a zip archive
+EXTRA_STATE_SUFFIX = '_extra_state'  # the state-dict key suffix of a module's get_extra_state()
 PICKLE_PROTOCOL_2 = b'\x80\x02'  # the legacy format starts with a protocol-2 pickle of torch's magic number
 
 
@@ -109,3 +111,46 @@ def register_checked_local_loader() -> None:
 
 
 __all__ = ['CheckpointFileError', 'check_checkpoint_file', 'load_checkpoint_file', 'register_checked_local_loader']
+
+
+def read_checkpoint(checkpoint: Union[str, Mapping]) -> Tuple[Dict[str, object], str]:
+    """The flat state dict of a checkpoint file (or of an already loaded dict) and its description.
+
+    Local files are read with ``torch.load(weights_only=True)`` (importing adpe_mm allow-lists what mmengine
+    runner checkpoints pickle); other URIs go through mmengine's ``CheckpointLoader``. A ``state_dict``
+    (mmengine), ``model`` (MAE/timm releases) or ``module`` entry is unwrapped.
+    """
+    if isinstance(checkpoint, Mapping):
+        ckpt, source = checkpoint, '<state dict>'
+    else:
+        source = str(checkpoint)
+        if osp.isfile(source):
+            ckpt = load_checkpoint_file(source)  # torch.load(weights_only=True) after a framing check
+        else:
+            ckpt = CheckpointLoader.load_checkpoint(source, map_location='cpu')
+    for nest in ('state_dict', 'model', 'module'):
+        if isinstance(ckpt, Mapping) and nest in ckpt and isinstance(ckpt[nest], Mapping):
+            ckpt = ckpt[nest]
+            break
+    if not isinstance(ckpt, Mapping):
+        raise TypeError(f'{source} holds a {type(ckpt).__name__}, not a state dict')
+    return dict(ckpt), source
+
+
+def plain_state_dict(state: Mapping[str, object]) -> Dict[str, object]:
+    """A copy of ``state`` that ``torch.load(weights_only=True)`` accepts without any allow-list.
+
+    Tensors (the iRPE lookup states included) become plain contiguous CPU tensors (no ``Parameter``, no shared
+    storage with the model); the dict lookup states of checkpoints written before they were tensors stay the
+    dicts of str/float they are. Anything else is refused.
+    """
+    out: Dict[str, object] = {}
+    for key, value in state.items():
+        if isinstance(value, torch.Tensor):
+            out[key] = value.detach().cpu().clone().contiguous()
+        elif key.endswith(EXTRA_STATE_SUFFIX) and isinstance(value, Mapping) and all(
+                isinstance(v, (str, int, float, bool)) for v in value.values()):
+            out[key] = dict(value)
+        else:
+            raise TypeError(f'{key}: {type(value).__name__} is neither a tensor nor an iRPE extra state')
+    return out

@@ -48,7 +48,7 @@ def test_legacy_pretraining_checkpoint_loads_strictly_and_reconstructs_the_same(
 
 @pytest.mark.parametrize('name', NAMES)
 def test_legacy_encoder_loads_into_the_downstream_backbones(name):
-    from adpe_mm.models.utils.pretrained import load_pretrained_encoder
+    from adpe_mm.models.backbones.pretrained import load_pretrained_encoder
     from adpe_mm.models.pos_embed.irpe import decode_lookup
     path = osp.join(HERE, f'{name}.pth')
     ckpt = load_checkpoint_file(path)['state_dict']

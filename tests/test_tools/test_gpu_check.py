@@ -107,7 +107,7 @@ def test_the_switch_flags_set_fused_adamw_everywhere_and_the_aligned_bias_only_w
 
 def test_the_aligned_bias_switch_reaches_every_attention_of_an_irpe_model():
     module = gpu_check_module()
-    from adpe_mm.models.utils import Attention
+    from adpe_mm.models.layers import Attention
     args = module.parse_args(['--dry-run', '--aligned-bias'])
     config = osp.join(REPO_ROOT, module.SPEED['AdPE RPE coord'][0])
     cfg, _ = module.load_config(module.Entry('rpe', config, module.switch_options(config, args), None), 'tiny')

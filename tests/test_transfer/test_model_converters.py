@@ -8,7 +8,7 @@ import subprocess
 import torch
 
 from adpe_mm.models.backbones import IRPEViT
-from adpe_mm.models.utils.pretrained import load_pretrained_encoder
+from adpe_mm.models.backbones.pretrained import load_pretrained_encoder
 from conftest import REPO_ROOT, run_tool, tool_env
 from transfer_helpers import PYTHON, TINY_ARCH
 from transfer_helpers import ckpts  # noqa: F401  (session fixture: the tiny pretraining checkpoints)

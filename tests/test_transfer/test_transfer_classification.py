@@ -10,7 +10,7 @@ from mmengine.registry import init_default_scope
 
 import adpe_mm  # noqa: F401
 from adpe_mm.models.pos_embed import decode_lookup
-from adpe_mm.models.utils.pretrained import load_pretrained_encoder
+from adpe_mm.models.backbones.pretrained import load_pretrained_encoder
 from conftest import REPO_ROOT, run_tool
 from transfer_helpers import PYTHON, TEST, TRAIN, last_checkpoint, metric_value, tiny_classifier_config
 from transfer_helpers import ckpts  # noqa: F401  (session fixture: the tiny pretraining checkpoints)

@@ -17,8 +17,8 @@ from transfer_helpers import ckpts  # noqa: F401  (session fixture: the tiny pre
 
 pytest.importorskip('adpe_mm.det')  # needs mmcv's compiled ops
 from adpe_mm.models.backbones.plain_vit import PlainViT  # noqa: E402
-from adpe_mm.models.utils import AttentionContext  # noqa: E402
-from adpe_mm.models.utils.pretrained import load_pretrained_encoder  # noqa: E402
+from adpe_mm.models.layers import AttentionContext  # noqa: E402
+from adpe_mm.models.backbones.pretrained import load_pretrained_encoder  # noqa: E402
 
 CONFIGS = sorted(glob.glob(osp.join(REPO_ROOT, 'configs', 'det', '*.py')))
 APE_CONFIG, RPE_CONFIG = (osp.join(REPO_ROOT, 'configs', 'det', name) for name in (

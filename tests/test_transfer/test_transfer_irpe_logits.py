@@ -13,7 +13,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
 import adpe_mm  # noqa: F401
-from adpe_mm.models.utils import AttentionContext
+from adpe_mm.models.layers import AttentionContext
 from conftest import REPO_ROOT
 from transfer_helpers import TINY_ARCH, pretrain_config
 from transfer_helpers import ckpts  # noqa: F401  (session fixture: the tiny pretraining checkpoints)

@@ -7,7 +7,7 @@ from mmpretrain.models.utils import resize_pos_embed
 
 import adpe_mm  # noqa: F401
 from adpe_mm.models.backbones import IRPEViT, MAEPlusViT
-from adpe_mm.models.utils.pretrained import load_pretrained_encoder
+from adpe_mm.models.backbones.pretrained import load_pretrained_encoder
 from conftest import REPO_ROOT
 from transfer_helpers import TINY_ARCH
 from transfer_helpers import ckpts  # noqa: F401  (session fixture: the tiny pretraining checkpoints)

@@ -17,7 +17,7 @@ from transfer_helpers import (PYTHON, TEST, TINY_ARCH, TRAIN, build_ade_set, las
 from transfer_helpers import ckpts  # noqa: F401  (session fixture: the tiny pretraining checkpoints)
 
 pytest.importorskip('adpe_mm.seg')  # needs mmcv's compiled ops
-from adpe_mm.models.utils.pretrained import load_pretrained_encoder  # noqa: E402
+from adpe_mm.models.backbones.pretrained import load_pretrained_encoder  # noqa: E402
 
 CONFIGS = sorted(glob.glob(osp.join(REPO_ROOT, 'configs', 'seg', '*.py')))
 APE_CONFIG, RPE_CONFIG = (osp.join(REPO_ROOT, 'configs', 'seg', name) for name in (

@@ -15,7 +15,7 @@ from mmengine.runner.checkpoint import CheckpointLoader
 from torch import nn
 
 import adpe_mm  # noqa: F401  (puts the check in front of mmengine's local loader)
-from adpe_mm.models.utils.pretrained import read_checkpoint
+from adpe_mm.utils.checkpoint_file import read_checkpoint
 from adpe_mm.utils import CheckpointFileError, check_checkpoint_file, load_checkpoint_file
 from conftest import REPO_ROOT, SMOKE_CONFIG, tool_env
 

@@ -182,13 +182,13 @@ def sdpa_backends(args, device: str) -> List[Dict]:
     """For each attention kind at the models' shapes, in training's precision (float32 weights under bf16
     autocast): the backend torch picks for forward + backward, the backends that run when forced one at a
     time (``sdpa_kernel``; a refusal is caught with its reason), and whether the iRPE bias reaches SDPA in the
-    memory-efficient kernel's layout (:func:`~adpe_mm.models.utils.attention.align_bias`: strides a multiple
-    of :data:`~adpe_mm.models.utils.attention.SDPA_MASK_ALIGN`, last stride 1; else SDPA copies it)."""
+    memory-efficient kernel's layout (:func:`~adpe_mm.models.layers.attention.align_bias`: strides a multiple
+    of :data:`~adpe_mm.models.layers.attention.SDPA_MASK_ALIGN`, last stride 1; else SDPA copies it)."""
     import torch
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    from adpe_mm.models.utils import attention as attention_module
-    from adpe_mm.models.utils.attention import SDPA_MASK_ALIGN, Attention, AttentionContext
+    from adpe_mm.models.layers import attention as attention_module
+    from adpe_mm.models.layers.attention import SDPA_MASK_ALIGN, Attention, AttentionContext
     dims, heads = (128, 4) if args.dry_run else (768, 12)
     kinds = [('APE (no bias), 112 crop', None, True, (7, 7)), ('iRPE integer, 112 crop', dict(ratio=1.9), True, (7, 7)),
              ('iRPE relaxed + coord adversary, 112 crop',

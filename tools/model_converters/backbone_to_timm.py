@@ -19,7 +19,8 @@ import sys
 import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from adpe_mm.models.utils.pretrained import plain_state_dict, read_checkpoint, split_encoder_state  # noqa: E402
+from adpe_mm.models.backbones.pretrained import split_encoder_state  # noqa: E402
+from adpe_mm.utils.checkpoint_file import plain_state_dict, read_checkpoint  # noqa: E402
 from mmpretrain.models.utils import resize_pos_embed  # noqa: E402
 
 # mmpretrain / adpe_mm name (regex on the key without prefix) -> timm name.

@@ -17,8 +17,8 @@ import sys
 import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from adpe_mm.models.utils.pretrained import (plain_state_dict, read_checkpoint, recorded_rpe,  # noqa: E402
-                                             split_encoder_state)
+from adpe_mm.models.backbones.pretrained import recorded_rpe, split_encoder_state  # noqa: E402
+from adpe_mm.utils.checkpoint_file import plain_state_dict, read_checkpoint  # noqa: E402
 
 
 def convert(src, prefix: str = 'backbone.', keep_prefix: bool = True) -> dict:

@@ -17,7 +17,7 @@ import sys
 import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from adpe_mm.models.utils.pretrained import plain_state_dict  # noqa: E402
+from adpe_mm.utils.checkpoint_file import plain_state_dict  # noqa: E402
 
 META_KEYS = ('mmengine_version', 'epoch', 'iter', 'rpe', 'prefix', 'source')
 

@@ -187,7 +187,7 @@ def build_encoder(method: str, state: Optional[dict], drop_path: float = 0.) -> 
     """The downstream ViT at 56 px (IRPEViT, iRPE when the pretraining had it), average-pooled output,
     loaded with the checked encoder loader (the APE is resized from the crop grid to 14x14)."""
     import adpe_mm  # noqa: F401
-    from adpe_mm.models.utils.pretrained import load_pretrained_encoder
+    from adpe_mm.models.backbones.pretrained import load_pretrained_encoder
     from mmpretrain.registry import MODELS
     rpe = RPE if METHODS[method].get('rpe') else None
     enc = MODELS.build(dict(type='IRPEViT', arch=ARCH, img_size=IMG, patch_size=PATCH, rpe=rpe,

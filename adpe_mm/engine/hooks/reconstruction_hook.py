@@ -65,8 +65,7 @@ class ReconstructionHook(Hook):
             data = model.data_preprocessor(self._probe, False)
             crops = model.stack_crops(data['inputs'])[:self.num_images]
             # fixed masks from a private generator: comparable panels, training's random stream untouched
-            patch_mask = model.backbone.random_masking(crops.shape[0], crops.device,
-                                                       torch.Generator().manual_seed(self.seed))
+            patch_mask = model.backbone.fixed_masking(crops.shape[0], crops.device, self.seed)
             pred, mask = model.reconstruct(crops, adversarial=self.adversarial, patch_mask=patch_mask)
             panel = reconstruction_panel(pred, mask, crops, model.head.patch_size, *normalisation(model),
                                          norm_pix=model.head.norm_pix)

@@ -2,19 +2,18 @@
 from typing import Optional, Union
 
 import torch
-from mmpretrain.models import VisionTransformer
 from mmpretrain.registry import MODELS
 from torch import nn
 
 from ..pos_embed.sincos import grid_coords, sincos_2d, sincos_2d_table
 from adpe_mm.adversary import adversary_parameter, adversary_value, irpe_adversary, parse_adversary
-from ..utils.attention import AttentionContext
-from ..utils.init import mae_init_
-from .irpe_vit import IRPEViT
+from ..layers.attention import AttentionContext
+from ..layers.init import mae_init_
+from .vit_core import ViTCore
 
 
 @MODELS.register_module()
-class MAEPlusViT(IRPEViT):
+class MAEPlusViT(ViTCore):
     """Encoder of MAE+ (one crop = 7x7 tokens, all of them encoded) with the AdPE adversaries.
 
     Per crop, ``int(N * (1 - mask_ratio))`` tokens stay visible (12 of 49 by default) and the others are
@@ -37,7 +36,7 @@ class MAEPlusViT(IRPEViT):
             embedding mode takes ``form='add'`` (default: masked tokens are ``mask_token + p + a``) or
             ``'replace'`` (the authors' form: this encoder then has no mask token, masked tokens are ``p + a``).
         out_type (str): output of the unmasked forward (feature extraction). Defaults to 'raw'.
-        Other arguments: see :class:`IRPEViT`.
+        Other arguments: see :class:`~.vit_core.ViTCore`.
     """
 
     def __init__(self,
@@ -59,12 +58,15 @@ class MAEPlusViT(IRPEViT):
                              f'patch_size={patch_size!r}')
         if not 0 < mask_ratio < 1:
             raise ValueError(f'mask_ratio must be in (0, 1), got {mask_ratio!r}')
-        self.adversary = parse_adversary(adversary)
-        if self.adversary is not None and self.adversary['pe'] == 'rpe' and rpe is None:
-            raise ValueError(f'adversary {self.adversary} perturbs iRPE but the backbone has rpe=None')
+        adversary = parse_adversary(adversary)
+        if adversary is not None and adversary['pe'] == 'rpe':
+            if rpe is None:
+                raise ValueError(f'adversary {adversary} perturbs iRPE but the backbone has rpe=None')
+            rpe = dict(rpe, adversary=irpe_adversary(adversary))  # every block's iRPE carries its own
         super().__init__(arch=arch, img_size=img_size, patch_size=patch_size, drop_path_rate=drop_path_rate,
                          norm_cfg=norm_cfg, out_type=out_type, rpe=rpe, fused_attn=fused_attn,
                          init_cfg=init_cfg, **kwargs)
+        self.adversary = adversary
         self.mask_ratio = float(mask_ratio)
         self.num_patches = self.patch_resolution[0] * self.patch_resolution[1]
         self.num_visible = int(self.num_patches * (1 - self.mask_ratio))
@@ -83,19 +85,11 @@ class MAEPlusViT(IRPEViT):
             else:
                 self.adv_coord = adversary_parameter(2, *ball)  # (delta_y, delta_x) in patches
 
-    def layer_rpe_cfg(self, index: int) -> Optional[dict]:
-        if self.rpe_cfg is None or self.adversary is None or self.adversary['pe'] != 'rpe':
-            return self.rpe_cfg
-        return dict(self.rpe_cfg, adversary=irpe_adversary(self.adversary))
-
-    def init_weights(self) -> None:
+    def init_from_scratch(self) -> None:
         """MAE's initialisation: xavier Linear (patch embedding as a Linear), LN (1, 0), tokens N(0, .02),
-        the fixed sin-cos APE; iRPE tables and adversaries start at zero."""
-        if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
-            # a pretraining checkpoint into a pretraining encoder: every key, mask token and adversaries too
-            VisionTransformer.init_weights(self)
-            return
-        super().init_weights()
+        the fixed sin-cos APE; iRPE tables and adversaries start at zero. (A ``Pretrained`` init_cfg loads
+        through the core's loader, which gives a pretraining encoder its mask token and adversaries too.)"""
+        super().init_from_scratch()
         self.apply(mae_init_)
         self.pos_embed.data.copy_(sincos_2d_table(self.patch_resolution, self.embed_dims, cls_token=True))
         w = self.patch_embed.projection.weight.data
@@ -120,6 +114,12 @@ class MAEPlusViT(IRPEViT):
         visible = ids_shuffle[:, :self.num_visible]
         mask.scatter_(1, visible, torch.zeros_like(visible, dtype=torch.bool))  # (a tensor: traceable)
         return mask
+
+    def fixed_masking(self, batch_size: int, device: torch.device, seed: int = 0) -> torch.Tensor:
+        """The masks [B, N] bool of a probe (hooks, analysis, tools): :meth:`random_masking` from a private
+        generator seeded with ``seed``, so the same seed gives the same masks and training's random stream
+        is untouched."""
+        return self.random_masking(batch_size, device, torch.Generator().manual_seed(seed))
 
     def patch_pos_embed(self, mask: torch.Tensor, adversarial: bool = True) -> torch.Tensor:
         """Positional embedding of every patch token, [B, N, D] (or [1, N, D] without an APE adversary).
@@ -154,13 +154,14 @@ class MAEPlusViT(IRPEViT):
         Args:
             x (Tensor): crops [B, 3, H, W] with H = W = ``img_size``.
             mask (bool): True (default) for MIM pretraining; None/False runs the unmasked ViT forward and
-                returns the tuple of :class:`IRPEViT`.
+                returns the tuple of :meth:`ViTCore.forward`.
             patch_mask (Tensor, optional): [B, N] bool mask to use instead of drawing one (True = masked).
             adversarial (bool): apply the adversaries (default); False gives the clean forward of the same
                 weights, e.g. to measure the loss gap the adversary causes.
 
         Returns:
-            tuple: ``(latent [B, 1 + N, D], mask [B, N] float, 1 = masked)`` when masking.
+            tuple: ``(latent [B, 1 + N, D], mask [B, N] bool, True = masked)`` when masking: the mask the
+            decoder and the loss take as it is (one type from the draw to the loss).
         """
         if not mask:
             return super().forward(x)
@@ -171,7 +172,9 @@ class MAEPlusViT(IRPEViT):
                              f'built for img_size={self.img_size[0]} ({tuple(self.patch_resolution)} patches)')
         if patch_mask is None:
             patch_mask = self.random_masking(B, x.device)  # [B, N]
-        patch_mask = patch_mask.bool()
+        if patch_mask.dtype != torch.bool or patch_mask.shape != (B, self.num_patches):
+            raise ValueError(f'patch_mask must be a bool tensor [{B}, {self.num_patches}] (True = masked), got '
+                             f'{patch_mask.dtype} {tuple(patch_mask.shape)}')
         fill = tokens.new_zeros(()) if self.mask_token is None else self.mask_token.to(tokens.dtype)
         tokens = torch.where(patch_mask[..., None], fill, tokens)
         tokens = tokens + self.patch_pos_embed(patch_mask, adversarial)
@@ -183,4 +186,4 @@ class MAEPlusViT(IRPEViT):
             tokens = layer(tokens, ctx)
         if self.final_norm:
             tokens = self.ln1(tokens)
-        return tokens, patch_mask.float()
+        return tokens, patch_mask

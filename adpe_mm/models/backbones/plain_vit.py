@@ -1,22 +1,17 @@
 """A plain (non-hierarchical) ViT for dense prediction, ViTDet style, with the blocks of pretraining.
 
 Detection and segmentation register this one class in their own registries (``adpe_mm.det``,
-``adpe_mm.seg``); it is not an mmpretrain model, so it lives here without importing mmdet or mmseg.
+``adpe_mm.seg``); it is not registered in mmpretrain's, so it lives here without importing mmdet or mmseg.
 """
 from typing import Optional, Sequence, Tuple, Union
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from mmengine.model import BaseModule, ModuleList
-from mmpretrain.models import VisionTransformer
-from mmcv.cnn.bricks.transformer import PatchEmbed
 from mmpretrain.models.utils import resize_pos_embed
-from torch import nn
 
-from ..utils.attention import AttentionContext
-from ..utils.pretrained import load_pretrained_encoder
-from ..utils.transformer_layer import TransformerLayer
+from ..layers.attention import AttentionContext
+from ..layers.transformer_layer import TransformerLayer
+from .vit_core import ViTCore, block_indices
 
 
 def window_partition(x: torch.Tensor, window: int) -> Tuple[torch.Tensor, Tuple[int, int]]:
@@ -40,11 +35,11 @@ def window_unpartition(windows: torch.Tensor, window: int, padded: Tuple[int, in
     return x.reshape(-1, Hp, Wp, D)[:, :H, :W].contiguous()
 
 
-class PlainViT(BaseModule):
+class PlainViT(ViTCore):
     """ViT backbone for detection/segmentation: windowed attention with a few global blocks (ViTDet).
 
-    The blocks are the pretraining :class:`TransformerLayer` (same parameter names, same attention formula
-    and iRPE lookup), so a MAE+/AdPE encoder loads as is through :func:`load_pretrained_encoder`
+    It is the one :class:`~.vit_core.ViTCore` (same blocks, parameter names, attention formula, iRPE lookup
+    and pretrained loader as pretraining), so a MAE+/AdPE encoder loads as is
     (``init_cfg=dict(type='Pretrained', checkpoint=...)``; the load report goes to the log). Differences to
     the pretraining encoder: no cls token (its APE position is dropped), the APE is resized to the
     ``img_size`` grid and learnable, and the final LN of pretraining is not used (the neck normalises).
@@ -91,61 +86,16 @@ class PlainViT(BaseModule):
                  interpolate_mode: str = 'bicubic',
                  fused_attn: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(init_cfg=init_cfg)
-        if isinstance(arch, str):
-            arch = VisionTransformer.arch_zoo[arch.lower()]
-        arch = dict(arch)
-        self.embed_dims = arch['embed_dims']
-        self.num_layers = arch['num_layers']
-        self.patch_embed = PatchEmbed(in_channels=in_channels, input_size=img_size, embed_dims=self.embed_dims,
-                                      conv_type='Conv2d', kernel_size=patch_size, stride=patch_size)
-        self.patch_resolution = tuple(self.patch_embed.init_out_size)
-        num_patches = self.patch_resolution[0] * self.patch_resolution[1]
-        self.pos_embed = nn.Parameter(torch.zeros(1, num_patches, self.embed_dims)) if use_abs_pos else None
-        self.interpolate_mode = interpolate_mode
+        super().__init__(arch=arch, img_size=img_size, patch_size=patch_size, in_channels=in_channels,
+                         out_indices=out_indices, drop_path_rate=drop_path_rate, qkv_bias=qkv_bias,
+                         norm_cfg=norm_cfg, final_norm=False, out_type='featmap', with_cls_token=False,
+                         interpolate_mode=interpolate_mode, rpe=rpe, fused_attn=fused_attn, init_cfg=init_cfg)
+        self.out_indices = tuple(self.out_indices)
+        if not use_abs_pos:
+            self.pos_embed = None
         self.window_size = int(window_size)
-        self.global_indices = tuple(range(self.num_layers)) if self.window_size <= 0 else self._blocks(
-            global_indices, 'global_indices')
-        self.out_indices = self._blocks(out_indices, 'out_indices')
-        self.rpe_cfg = None if rpe is None else dict(rpe)
-        dpr = np.linspace(0, drop_path_rate, self.num_layers)
-        self.layers = ModuleList([
-            TransformerLayer(embed_dims=self.embed_dims, num_heads=arch['num_heads'],
-                             feedforward_channels=arch['feedforward_channels'], drop_path_rate=float(dpr[i]),
-                             qkv_bias=qkv_bias, norm_cfg=norm_cfg, rpe=self.rpe_cfg, fused_attn=fused_attn)
-            for i in range(self.num_layers)
-        ])
-
-    def _blocks(self, indices: Sequence[int], name: str) -> Tuple[int, ...]:
-        """Block indices (negative ones count from the end), checked against the depth."""
-        out = tuple(i + self.num_layers if i < 0 else i for i in indices)
-        if not all(0 <= i < self.num_layers for i in out):
-            raise ValueError(f'{name}={tuple(indices)} is out of range for {self.num_layers} blocks')
-        return out
-
-    def init_weights(self) -> None:
-        """Load the pretrained encoder (logged report) when ``init_cfg`` is Pretrained, else ViT init."""
-        cfg = self.init_cfg
-        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            load_pretrained_encoder(self, cfg['checkpoint'], prefix=cfg.get('prefix', 'backbone.'))
-            self._is_init = True
-            return
-        super().init_weights()
-        if self.pos_embed is not None:
-            nn.init.trunc_normal_(self.pos_embed, std=.02)
-
-    def get_layer_depth(self, param_name: str, prefix: str = 'backbone.') -> Tuple[int, int]:
-        """(depth, number of depths) of a parameter for layer-wise lr decay: embeddings 0, block i i + 1,
-        everything after the blocks (neck, heads) ``num_layers + 1``."""
-        num_depths = self.num_layers + 2
-        if not param_name.startswith(prefix):
-            return num_depths - 1, num_depths
-        name = param_name[len(prefix):]
-        if name.startswith(('pos_embed', 'patch_embed')):
-            return 0, num_depths
-        if name.startswith('layers.'):
-            return int(name.split('.')[1]) + 1, num_depths
-        return num_depths - 1, num_depths
+        self.global_indices = tuple(range(self.num_layers)) if self.window_size <= 0 else block_indices(
+            global_indices, self.num_layers, 'global_indices')
 
     def _windowed_block(self, layer: TransformerLayer, x: torch.Tensor) -> torch.Tensor:
         """One block whose attention runs in windows; x is [B, H, W, D]."""

@@ -9,9 +9,9 @@ from torch import nn
 
 from ..pos_embed.sincos import sincos_2d_table
 from adpe_mm.adversary import irpe_adversary, parse_adversary
-from ..utils.attention import AttentionContext
-from ..utils.init import mae_init_
-from ..utils.transformer_layer import TransformerLayer
+from ..layers.attention import AttentionContext
+from ..layers.init import mae_init_
+from ..layers.transformer_layer import TransformerLayer
 
 
 @MODELS.register_module()
@@ -82,14 +82,14 @@ class MAEPlusDecoder(BaseModule):
         self.apply(mae_init_)
 
     def forward(self, latent: torch.Tensor, mask: torch.Tensor, adversarial: bool = True) -> torch.Tensor:
-        """Encoder output [B, 1 + N, D] and mask [B, N] (1 = masked) -> pixel predictions [B, N, p*p*C].
+        """Encoder output [B, 1 + N, D] and mask [B, N] bool (True = masked) -> pixel predictions [B, N, p*p*C].
 
         ``adversarial=False`` runs without the (RPE) adversaries.
         """
         if latent.shape[1] != self.num_patches + 1:
             raise ValueError(f'decoder built for {self.num_patches} + 1 tokens got {latent.shape[1]}')
         x = self.decoder_embed(latent) + self.decoder_pos_embed.to(latent.dtype)  # [B, 1 + N, d]
-        query_mask = nn.functional.pad(mask.bool(), (1, 0), value=False)
+        query_mask = nn.functional.pad(mask, (1, 0), value=False)  # the cls row is never perturbed
         ctx = AttentionContext(self.grid, query_mask if adversarial else None)
         for block in self.decoder_blocks:
             x = block(x, ctx)

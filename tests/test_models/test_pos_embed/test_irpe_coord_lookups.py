@@ -322,7 +322,7 @@ def test_bad_edges_are_refused_naming_the_value(kwargs, match):
 @pytest.mark.parametrize('index_mode', ['relaxed', 'reference'])
 def test_a_downstream_backbone_reads_the_pretraining_lookup_and_refuses_another(index_mode):
     from adpe_mm.models.backbones import IRPEViT
-    from adpe_mm.models.utils.pretrained import load_pretrained_encoder
+    from adpe_mm.models.backbones.pretrained import load_pretrained_encoder
     arch = dict(embed_dims=32, num_layers=1, num_heads=2, feedforward_channels=64)
     rpe = dict(ratio=1.9, index_mode=index_mode)
     encoder = MAEPlusViT(arch=arch, rpe=rpe, adversary=dict(pe='rpe', mode='coord', norm='linf', eps=20.))

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from adpe_mm.models.utils import Attention, AttentionContext
+from adpe_mm.models.layers import Attention, AttentionContext
 
 
 def pair(rpe):

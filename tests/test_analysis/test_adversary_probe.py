@@ -11,7 +11,7 @@ from _tiny import randomise_tables, tiny_mae_plus
 from adpe_mm.analysis.adversary_probe import parse_attack, probe
 from adpe_mm.adversary import adversary_parameter, pgd_step_
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 RPE_COORD_CONFIG = osp.join(REPO_ROOT, 'configs', 'adpe', 'tiny',
                             'adpe-rpe-coord_vit-tiny-p16_4x112-1xb8-300iter_embedded.py')
 

@@ -21,23 +21,20 @@ Every call logs an :class:`EncoderLoadReport`. Loading nothing is an error, and 
 (a backbone built without ``rpe`` would silently lose half of what an iRPE encoder learned).
 """
 import math
-import os.path as osp
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.logging import MMLogger, print_log
-from mmengine.runner.checkpoint import CheckpointLoader
 from mmpretrain.models.utils import resize_pos_embed
 from torch import nn
 
 from ..pos_embed.irpe import decode_lookup
-from ...utils.checkpoint_file import load_checkpoint_file
+from ...utils.checkpoint_file import EXTRA_STATE_SUFFIX, read_checkpoint
 
 # Checkpoint keys (after the prefix) that exist only in pretraining.
 PRETRAIN_ONLY_NAMES = ('mask_token', )
 ADVERSARY_PREFIX = 'adv_'
-EXTRA_STATE_SUFFIX = '_extra_state'
 
 
 @dataclass
@@ -89,30 +86,6 @@ def _abbreviate(keys: Sequence[str], limit: int = 12) -> str:
     if len(keys) <= limit:
         return ', '.join(keys)
     return ', '.join(keys[:limit]) + f', ... ({len(keys) - limit} more)'
-
-
-def read_checkpoint(checkpoint: Union[str, Mapping]) -> Tuple[Dict[str, object], str]:
-    """The flat state dict of a checkpoint file (or of an already loaded dict) and its description.
-
-    Local files are read with ``torch.load(weights_only=True)`` (importing adpe_mm allow-lists what mmengine
-    runner checkpoints pickle); other URIs go through mmengine's ``CheckpointLoader``. A ``state_dict``
-    (mmengine), ``model`` (MAE/timm releases) or ``module`` entry is unwrapped.
-    """
-    if isinstance(checkpoint, Mapping):
-        ckpt, source = checkpoint, '<state dict>'
-    else:
-        source = str(checkpoint)
-        if osp.isfile(source):
-            ckpt = load_checkpoint_file(source)  # torch.load(weights_only=True) after a framing check
-        else:
-            ckpt = CheckpointLoader.load_checkpoint(source, map_location='cpu')
-    for nest in ('state_dict', 'model', 'module'):
-        if isinstance(ckpt, Mapping) and nest in ckpt and isinstance(ckpt[nest], Mapping):
-            ckpt = ckpt[nest]
-            break
-    if not isinstance(ckpt, Mapping):
-        raise TypeError(f'{source} holds a {type(ckpt).__name__}, not a state dict')
-    return dict(ckpt), source
 
 
 def is_pretrain_only(key: str) -> bool:
@@ -281,22 +254,3 @@ def load_pretrained_encoder(module: nn.Module,
     print_log(report.summary(), logger=logger or MMLogger.get_current_instance(),
               level=30 if report.missing else 20)
     return report
-
-
-def plain_state_dict(state: Mapping[str, object]) -> Dict[str, object]:
-    """A copy of ``state`` that ``torch.load(weights_only=True)`` accepts without any allow-list.
-
-    Tensors (the iRPE lookup states included) become plain contiguous CPU tensors (no ``Parameter``, no shared
-    storage with the model); the dict lookup states of checkpoints written before they were tensors stay the
-    dicts of str/float they are. Anything else is refused.
-    """
-    out: Dict[str, object] = {}
-    for key, value in state.items():
-        if isinstance(value, torch.Tensor):
-            out[key] = value.detach().cpu().clone().contiguous()
-        elif key.endswith(EXTRA_STATE_SUFFIX) and isinstance(value, Mapping) and all(
-                isinstance(v, (str, int, float, bool)) for v in value.values()):
-            out[key] = dict(value)
-        else:
-            raise TypeError(f'{key}: {type(value).__name__} is neither a tensor nor an iRPE extra state')
-    return out

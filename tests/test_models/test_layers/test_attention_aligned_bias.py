@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from adpe_mm.models.utils import attention as attention_module
-from adpe_mm.models.utils.attention import SDPA_MASK_ALIGN, Attention, AttentionContext, align_bias
+from adpe_mm.models.layers import attention as attention_module
+from adpe_mm.models.layers.attention import SDPA_MASK_ALIGN, Attention, AttentionContext, align_bias
 
 RPES = [dict(ratio=1.9), dict(ratio=1.9, index_mode='relaxed'),
         dict(ratio=1.9, adversary=dict(mode='embed', norm='l2', eps=3.)),
