@@ -5,6 +5,7 @@ before ``models/utils`` was dissolved and the ViT family got one core: three mic
 (no adversary, an RPE-coordinate adversary, an APE-embedding adversary) with non-zero tables and adversaries,
 and the reconstruction each gave on fixed crops and masks.
 """
+import importlib.util
 import os.path as osp
 
 import pytest
@@ -15,26 +16,26 @@ from mmpretrain.registry import MODELS
 
 HERE = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'fixtures', 'legacy')
 NAMES = ('maeplus_rpe', 'adpe_rpe_coord', 'adpe_ape_embed')
-MICRO = dict(embed_dims=16, num_layers=2, num_heads=2, feedforward_channels=32)
 
 
-def build(adversary):
-    rpe = dict(ratio=1.9)
-    return MODELS.build(dict(
-        type='MAEPlus', adversary=adversary,
-        data_preprocessor=dict(type='SelfSupDataPreprocessor', mean=[0., 0., 0.], std=[1., 1., 1.]),
-        backbone=dict(type='MAEPlusViT', arch=MICRO, img_size=112, rpe=rpe),
-        neck=dict(type='MAEPlusDecoder', num_patches=49, embed_dim=16, decoder_embed_dim=16, decoder_depth=1,
-                  decoder_num_heads=2, rpe=rpe),
-        head=dict(type='MAEPretrainHead', norm_pix=True, patch_size=16,
-                  loss=dict(type='PixelReconstructionLoss', criterion='L2'))))
+def _fixture_script():
+    """The script that wrote the fixtures: its micro model is the one they were written from."""
+    path = osp.join(HERE, 'make_legacy_checkpoints.py')
+    spec = importlib.util.spec_from_file_location('make_legacy_checkpoints', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+LEGACY = _fixture_script()
+MICRO = LEGACY.MICRO
 
 
 @pytest.mark.parametrize('name', NAMES)
 def test_legacy_pretraining_checkpoint_loads_strictly_and_reconstructs_the_same(name):
     ckpt = load_checkpoint_file(osp.join(HERE, f'{name}.pth'))
     expected = torch.load(osp.join(HERE, f'{name}_expected.pt'), weights_only=True)
-    model = build(ckpt['meta']['adversary'])
+    model = LEGACY.micro_model(ckpt['meta']['adversary'])
     result = model.load_state_dict(ckpt['state_dict'], strict=True)
     assert not result.missing_keys and not result.unexpected_keys
     model.eval()
