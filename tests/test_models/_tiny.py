@@ -3,6 +3,7 @@ import logging
 
 import torch
 from mmengine.logging import MMLogger
+from mmengine.registry import DefaultScope
 
 import adpe_mm  # noqa: F401  (registers the components)
 from mmpretrain.registry import MODELS
@@ -37,7 +38,8 @@ def tiny_mae_plus(adversary=None, rpe=None, img_size=112, **kwargs):
         head=dict(type='MAEPretrainHead', norm_pix=True, patch_size=16,
                   loss=dict(type='PixelReconstructionLoss', criterion='L2')),
         **kwargs)
-    model = MODELS.build(cfg)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):  # whatever scope an earlier test (mmseg) left
+        model = MODELS.build(cfg)
     model.init_weights()
     return model
 
