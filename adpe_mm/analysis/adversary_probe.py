@@ -8,9 +8,14 @@ run at every eps of its budget list:
   the weights are frozen;
 * ``steps`` projected ascent steps of ``step_size * eps`` (:func:`~adpe_mm.adversary.pgd_attack`, the
   package's one attack loop), from zero, on the same crops and masks;
-* ``gain`` = the highest loss over the iterates (zero included, so it is >= 0) minus the clean loss; the
-  loss, the gradient norm with respect to the adversaries and, for RPE coordinate mode, the fraction of
-  (query, key) pairs whose relaxed index is saturated (on either axis, averaged over blocks) along the path.
+* eps are taken in increasing order and the balls are nested, so from the second eps on a second PGD run
+  starts at the best adversary found in the previous ball (it lies inside this one). ``gain`` = the highest
+  loss over the iterates of both runs (zero included, so it is >= 0) minus the clean loss: the best loss
+  found in the ball, which, like the true maximum over nested balls, cannot fall as eps grows (a PGD run from
+  zero with steps of a fraction of eps can: its steps get coarser). ``gain_from_zero`` is the first run's;
+* along the run from zero: the loss, the gradient norm with respect to the adversaries and, for RPE
+  coordinate mode, the fraction of (query, key) pairs whose relaxed index is saturated (on either axis,
+  averaged over blocks).
 
 A coordinate adversary whose path enters a zero-gradient region shows up as a gradient norm of exactly 0 and
 a saturated fraction of 1. ``tools/analysis_tools/adversary_probe.py`` writes the result as JSON and a PNG.
@@ -22,7 +27,7 @@ import torch
 from torch import nn
 
 from ..models.pos_embed import grid_coords, saturation_offset
-from ..adversary import is_adversary, parse_adversary
+from ..adversary import is_adversary, named_adversaries, parse_adversary, substituted
 
 # Table A.2's budgets, one norm per mode (eps in embedding units for embed, in patches for coord).
 TABLE_A2_BUDGETS: Dict[str, List[float]] = {
@@ -100,10 +105,11 @@ def coord_saturation(model: nn.Module, values: Optional[Mapping[str, torch.Tenso
 
 
 def attack(model: nn.Module, crops: torch.Tensor, mask: torch.Tensor, steps: int, step_size: float,
-           start: str = 'zero') -> dict:
+           start: str = 'zero', with_values: bool = False) -> dict:
     """PGD with the weights frozen from ``start`` ('zero', or 'current': the model's own adversaries): losses
     [steps + 1], gradient norms [steps] and (RPE coordinate mode) saturated fractions [steps + 1] along the
-    path, clean loss and gain."""
+    path, clean loss and gain; with ``with_values`` also the best iterate's adversary ``values`` (tensors, by
+    qualified name)."""
     with torch.no_grad():
         pred, _ = model.reconstruct(crops, adversarial=False, patch_mask=mask)
         clean = float(model.head.loss(pred, crops, mask))
@@ -111,8 +117,48 @@ def attack(model: nn.Module, crops: torch.Tensor, mask: torch.Tensor, steps: int
     result = model.attack(crops, mask, start, 'best', steps=steps, step_size=step_size,
                           on_iterate=lambda values: saturation.append(coord_saturation(model, values)))
     losses = result.losses
-    return dict(clean=clean, gain=max(losses + [clean]) - clean, losses=losses, grad_norms=result.grad_norms,
-                saturation=saturation if saturation[0] is not None else None)
+    out = dict(clean=clean, gain=max(losses + [clean]) - clean, losses=losses, grad_norms=result.grad_norms,
+               saturation=saturation if saturation[0] is not None else None)
+    if with_values:
+        out['values'] = result.values
+    return out
+
+
+@torch.no_grad()
+def set_adversaries(model: nn.Module, values: Mapping[str, torch.Tensor]) -> None:
+    """Put ``values`` (by qualified name, e.g. an attack's best iterate on the same model) into the model's
+    adversaries; the names must match exactly."""
+    params = named_adversaries(model)
+    if set(params) != set(values):
+        raise ValueError(f'adversary values {sorted(values)} do not fit the model\'s {sorted(params)}')
+    for name, p in params.items():
+        p.copy_(values[name])
+
+
+# unit directions of a uniform coordinate shift, in the ball's own norm (the l_inf diagonal is (1, 1))
+SCAN_DIRECTIONS = {'axis': (1., 0.), 'diagonal': (1., 1.)}
+
+
+@torch.no_grad()
+def shift_scan(model: nn.Module, crops: torch.Tensor, mask: torch.Tensor, eps: float, points: int) -> dict:
+    """The loss along a uniform coordinate shift: every coordinate adversary of ``model`` (shape [2]) set to
+    the same ``s * u`` for ``points`` values of s from 0 to ``eps`` and each direction u of
+    :data:`SCAN_DIRECTIONS`, scaled to norm 1 in the ball's norm, so that every point lies in the ball of
+    radius ``eps``. It shows where the loss peaks along those lines: once the ball contains the peak, a larger
+    ball holds no higher point there. ``shifts`` [points], ``losses`` (direction -> [points])."""
+    params = named_adversaries(model)
+    norm = next(iter(params.values())).adv_ball.norm
+    shifts = torch.linspace(0., float(eps), points).tolist()
+    out = dict(shifts=shifts, losses={})
+    for direction, u in SCAN_DIRECTIONS.items():
+        u = torch.tensor(u)
+        u = u / (u.norm() if norm == 'l2' else u.abs().max())
+        out['losses'][direction] = []
+        for shift in shifts:
+            with substituted(model, {n: (u * shift).to(p) for n, p in params.items()}):
+                pred, _ = model.reconstruct(crops, patch_mask=mask)
+                out['losses'][direction].append(float(model.head.loss(pred, crops, mask)))
+    return out
 
 
 @torch.no_grad()
@@ -156,7 +202,7 @@ def own_adversary(model_cfg: Mapping, state: Mapping, crops: torch.Tensor, mask:
 
 def probe(model_cfg: Mapping, state: Optional[Mapping], crops: torch.Tensor,
           budgets: Optional[Mapping[str, Sequence[float]]] = None, steps: int = 10, step_size: float = 0.25,
-          seed: int = 0) -> dict:
+          seed: int = 0, scan_points: int = 0) -> dict:
     """Fresh-adversary strength of one model for every attack in ``budgets`` (default: Table A.2's).
 
     Args:
@@ -166,16 +212,23 @@ def probe(model_cfg: Mapping, state: Optional[Mapping], crops: torch.Tensor,
         budgets (Mapping): attack name -> eps list.
         steps (int), step_size (float): PGD steps of ``step_size * eps``.
         seed (int): seed of the fixed masks.
+        scan_points (int): with > 1, a :func:`shift_scan` of that many points up to the largest eps of every
+            coordinate attack (0: none).
 
     Returns:
-        dict: ``attacks`` (name -> list of :func:`attack` results with their ``eps``), ``skipped`` (name ->
+        dict: ``attacks`` (name -> list, by increasing eps, of :func:`attack` results of the run from zero
+        with their ``eps``, ``gain`` the best of both runs, ``gain_from_zero`` and, from the second eps on,
+        ``losses_from_smaller``: the run from the smaller ball's best adversary), ``scans`` (coordinate
+        attack name -> :func:`shift_scan`, with ``scan_points``), ``skipped`` (name ->
         reason), ``reliance`` (:func:`reliance`), ``own`` (:func:`own_adversary`, or None), ``settings``.
     """
     budgets = dict(TABLE_A2_BUDGETS if budgets is None else budgets)
     if not (isinstance(steps, int) and steps > 0) or not step_size > 0:
         raise ValueError(f'steps must be a positive int and step_size > 0, got {steps!r}, {step_size!r}')
-    out = dict(attacks={}, skipped={}, settings=dict(steps=steps, step_size=step_size, seed=seed,
-                                                    images=int(crops.shape[0])))
+    if not (isinstance(scan_points, int) and (scan_points == 0 or scan_points > 1)):
+        raise ValueError(f'scan_points must be 0 or an int > 1, got {scan_points!r}')
+    out = dict(attacks={}, scans={}, skipped={}, settings=dict(steps=steps, step_size=step_size, seed=seed,
+                                                              images=int(crops.shape[0])))
     mask = None
     for name, eps_list in budgets.items():
         adv = parse_attack(name)
@@ -184,11 +237,24 @@ def probe(model_cfg: Mapping, state: Optional[Mapping], crops: torch.Tensor,
             out['skipped'][name] = reason
             continue
         out['attacks'][name] = []
-        for eps in eps_list:
-            model = build_attacked(model_cfg, state, dict(adv, eps=float(eps)))
+        smaller = None  # the best adversary found in the previous, smaller ball
+        for eps in sorted(float(e) for e in eps_list):
+            model = build_attacked(model_cfg, state, dict(adv, eps=eps))
             if mask is None:  # the same masks for every attack
                 mask = model.backbone.fixed_masking(crops.shape[0], crops.device, seed)
-            out['attacks'][name].append(dict(eps=float(eps), **attack(model, crops, mask, steps, step_size)))
+            run = attack(model, crops, mask, steps, step_size, with_values=True)
+            best = run.pop('values')
+            run['gain_from_zero'] = run['gain']
+            if smaller is not None:  # nested balls: a second start from the smaller ball's best adversary
+                set_adversaries(model, smaller)
+                warm = attack(model, crops, mask, steps, step_size, start='current', with_values=True)
+                run['losses_from_smaller'] = warm['losses']
+                if warm['gain'] > run['gain']:
+                    run['gain'], best = warm['gain'], warm['values']
+            smaller = best
+            out['attacks'][name].append(dict(eps=eps, **run))
+        if scan_points and adv['mode'] == 'coord':  # model is the one of the largest eps
+            out['scans'][name] = shift_scan(model, crops, mask, eps, scan_points)
     if mask is None:
         mask = build_attacked(model_cfg, state, None).backbone.fixed_masking(crops.shape[0], crops.device, seed)
     out['reliance'] = reliance(model_cfg, state, crops, mask)

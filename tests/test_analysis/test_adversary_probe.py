@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from _tiny import randomise_tables, tiny_mae_plus
-from adpe_mm.analysis.adversary_probe import parse_attack, probe
+from adpe_mm.analysis.adversary_probe import build_attacked, parse_attack, probe, set_adversaries
 from adpe_mm.adversary import adversary_parameter, pgd_step_
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -67,7 +67,8 @@ def test_probe_measures_gain_saturation_and_gradient_of_fresh_attacks(photos, ra
     for name, runs in out['attacks'].items():
         for r in runs:
             assert len(r['losses']) == 4 and len(r['grad_norms']) == 3
-            assert r['gain'] == pytest.approx(max(r['losses'] + [r['clean']]) - r['clean']) and r['gain'] >= 0
+            from_zero = max(r['losses'] + [r['clean']]) - r['clean']
+            assert r['gain_from_zero'] == pytest.approx(from_zero) and r['gain'] >= from_zero >= 0
             assert r['losses'][0] == pytest.approx(r['clean'], abs=1e-6)  # every attack starts at zero
     small, large = out['attacks']['rpe-coord-linf']
     assert small['gain'] > 0 and small['saturation'][0] == 0.  # (steps of 10 patches at eps 20 may overshoot)
@@ -76,6 +77,52 @@ def test_probe_measures_gain_saturation_and_gradient_of_fresh_attacks(photos, ra
     clamp, = out['attacks']['rpe-coord-linf-clamp']
     assert max(clamp['saturation']) > max(large['saturation']) and min(large['grad_norms']) > 0
     assert out['attacks']['ape-embed-l2'][0]['saturation'] is None
+
+
+@pytest.mark.filterwarnings('ignore:the iRPE coordinate adversary')
+def test_nested_balls_the_gain_is_the_best_of_a_start_from_zero_and_one_from_the_smaller_balls_best(
+        photos, random_state):
+    budgets = {'rpe-coord-linf': [20., 2., 5.], 'ape-embed-l2': [3., 1.]}  # given unsorted
+    out = probe(model_cfg(), random_state, photos, budgets, steps=2, step_size=0.5)
+    for name, runs in out['attacks'].items():
+        assert [r['eps'] for r in runs] == sorted(budgets[name])
+        assert 'losses_from_smaller' not in runs[0] and runs[0]['gain'] == runs[0]['gain_from_zero']
+        for prev, r in zip(runs, runs[1:]):
+            warm = r['losses_from_smaller']
+            # the second run starts where the smaller ball's best iterate was: the same loss, re-evaluated
+            assert warm[0] == pytest.approx(prev['clean'] + prev['gain'], abs=1e-5)
+            assert r['gain'] == pytest.approx(max(r['gain_from_zero'], max(warm) - r['clean']))
+            assert r['gain'] >= prev['gain'] - 1e-6  # the best loss found cannot fall as the ball grows
+
+
+@pytest.mark.filterwarnings('ignore:the iRPE coordinate adversary')
+def test_shift_scan_reads_the_loss_at_uniform_shifts_and_the_clamp_edge_is_flat_past_its_radius(
+        photos, random_state):
+    budgets = {'rpe-coord-linf-clamp': [5., 20.], 'ape-coord-l2': [3.], 'rpe-embed-l2': [3.]}
+    out = probe(model_cfg(), random_state, photos, budgets, steps=1, scan_points=9)
+    assert set(out['scans']) == {'rpe-coord-linf-clamp', 'ape-coord-l2'}  # coordinate attacks only
+    clamp = out['scans']['rpe-coord-linf-clamp']
+    assert clamp['shifts'] == pytest.approx([2.5 * i for i in range(9)])  # up to the largest eps
+    clean = out['attacks']['rpe-coord-linf-clamp'][0]['clean']
+    for losses in clamp['losses'].values():
+        assert losses[0] == pytest.approx(clean, abs=1e-6)
+        # on the 7x7 grid (offsets -6..6) a row shift of 12.33 or more saturates every pair on that axis, so
+        # the bias, and the loss, no longer change; below that they do
+        near = [v for s, v in zip(clamp['shifts'], losses) if s < 12.33]
+        far = [v for s, v in zip(clamp['shifts'], losses) if s >= 12.33]
+        assert len(far) == 4 and max(far) - min(far) < 1e-6 and max(near) - min(near) > 1e-5
+    # a point of the scan is the loss with every block's adversary set to that shift
+    model = build_attacked(model_cfg(), random_state, dict(pe='rpe', mode='coord', norm='linf', eps=20.,
+                                                           edge='clamp'))
+    set_adversaries(model, {n: torch.tensor([5., 5.]) for n, p in model.named_parameters() if 'adv_' in n})
+    mask = model.backbone.fixed_masking(photos.shape[0], photos.device, 0)
+    with torch.no_grad():
+        pred, _ = model.reconstruct(photos, patch_mask=mask)
+        assert float(model.head.loss(pred, photos, mask)) == pytest.approx(clamp['losses']['diagonal'][2], abs=1e-6)
+    ape = out['scans']['ape-coord-l2']  # l2: the diagonal direction has norm 1 too, so it stays in the ball
+    assert ape['shifts'][-1] == pytest.approx(3.) and ape['losses']['diagonal'][-1] != ape['losses']['axis'][-1]
+    with pytest.raises(ValueError, match='scan_points'):
+        probe(model_cfg(), random_state, photos, budgets, steps=1, scan_points=1)
 
 
 def test_attacks_that_do_not_fit_are_skipped_with_the_reason_and_bad_names_refused(photos):
@@ -100,6 +147,7 @@ def test_the_tool_writes_json_and_png(tmp_path, embedded_data):
     with open(tmp_path / 'probe.json') as f:
         result = json.load(f)
     assert [r['eps'] for r in result['attacks']['rpe-coord-linf']] == [10., 20.]
+    assert len(result['scans']['rpe-coord-linf']['losses']['axis']) == 17  # the tool's default scan
     assert (tmp_path / 'probe.png').stat().st_size > 10_000
 
 

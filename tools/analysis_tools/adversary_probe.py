@@ -7,10 +7,15 @@
 Without a checkpoint the config's fresh initialisation is probed (``--random-tables`` gives its iRPE tables
 random values, since zero tables give RPE adversaries nothing to act on). Images: the embedded photos by
 default, centre squares at the crop size. Budgets: Table A.2's per mode unless ``--budget NAME=EPS,EPS``
-(e.g. ``--budget rpe-coord-linf=5,10,15,20,25``). Writes ``probe.json`` and ``probe.png`` (loss gain, and for
-RPE coordinate mode the saturated fraction of pairs and the gradient norm at the last step, against eps);
-with the model's reliance on the APE and the iRPE tables and, for a checkpoint trained with an adversary,
-the loss at that trained adversary; see ``adpe_mm/analysis/adversary_probe.py`` for what is measured.
+(e.g. ``--budget rpe-coord-linf=5,10,15,20,25``), attacked in increasing order, each ball also from the
+best adversary of the previous one (the gain is the best loss found in the ball).
+
+Writes ``probe.json`` and ``probe.png``: the loss gain against eps; for RPE coordinate mode the saturated
+fraction of pairs and the smallest gradient norm on the path; for every coordinate attack the loss at a
+uniform shift of every block (``--scan-points`` shifts up to the largest eps), which shows where the loss
+peaks. Also the model's reliance on the APE and the iRPE tables and, for a checkpoint trained with an
+adversary, the loss at that trained adversary; see ``adpe_mm/analysis/adversary_probe.py`` for what is
+measured.
 """
 import argparse
 import json
@@ -39,6 +44,9 @@ def parse_args(argv=None):
     parser.add_argument('--steps', type=int, default=10, help='PGD steps')
     parser.add_argument('--step-size', type=float, default=0.25, help='PGD step as a fraction of eps')
     parser.add_argument('--seed', type=int, default=0, help='seed of the masks (and of --random-tables)')
+    parser.add_argument('--scan-points', type=int, default=17,
+                        help='coordinate attacks: the loss at this many uniform shifts up to the largest eps, '
+                             'along an axis and the diagonal (0: no scan)')
     parser.add_argument('--random-tables', action='store_true', help='N(0, 0.5) iRPE tables (fresh models)')
     parser.add_argument('--out-dir', default='.', help='where probe.json and probe.png go')
     args = parser.parse_args(argv)
@@ -54,21 +62,29 @@ def parse_args(argv=None):
 
 
 def plot(result: dict, path: str) -> None:
-    fig, axes = plt.subplots(1, 3, figsize=(13.5, 3.6))
+    fig, axes = plt.subplots(1, 4, figsize=(18, 3.6))
     for name, runs in result['attacks'].items():
         eps = [r['eps'] for r in runs]
-        axes[0].plot(eps, [r['gain'] for r in runs], 'o-', label=name)
+        line, = axes[0].plot(eps, [r['gain'] for r in runs], 'o-', label=name)
+        axes[0].plot(eps, [r['gain_from_zero'] for r in runs], ':', color=line.get_color())
         if runs[0]['saturation'] is not None:
             axes[1].plot(eps, [max(r['saturation']) for r in runs], 'o-', label=name)
             axes[2].plot(eps, [min(r['grad_norms']) for r in runs], 'o-', label=name)
-    titles = ('loss gain of a fresh PGD adversary', 'RPE coord: most saturated pairs on the path',
-              'RPE coord: smallest gradient norm on the path')
+    for name, scan in result.get('scans', {}).items():
+        clean = result['attacks'][name][0]['clean']
+        for (direction, losses), style in zip(scan['losses'].items(), ('-', '--')):
+            axes[3].plot(scan['shifts'], [v - clean for v in losses], style, label=f'{name} {direction}')
+    titles = ('loss gain of a fresh PGD adversary (dotted: the run from zero alone)',
+              'RPE coord: most saturated pairs on the path', 'RPE coord: smallest gradient norm on the path',
+              'coord: loss - clean at a uniform shift of every block')
     for ax, title in zip(axes, titles):
         ax.set_title(title, fontsize=9)
         ax.set_xlabel('eps')
         if ax.lines:
             ax.legend(fontsize=7)
+    axes[0].set_yscale('symlog', linthresh=1e-3)  # gains span 1e-4 (RPE coord) to 1 (APE embed)
     axes[2].set_yscale('symlog', linthresh=1e-8)
+    axes[3].set_xlabel('shift (patches, in the ball\'s norm)')
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -95,7 +111,8 @@ def main(argv=None) -> dict:
         g = torch.Generator().manual_seed(args.seed)
         state = {k: torch.randn(v.shape, generator=g) * 0.5 if k.endswith('lookup_table') else v
                  for k, v in fresh.state_dict().items()}
-    result = probe(model_cfg, state, crops, args.budgets, args.steps, args.step_size, args.seed)
+    result = probe(model_cfg, state, crops, args.budgets, args.steps, args.step_size, args.seed,
+                   args.scan_points)
     result['settings'].update(config=args.config, checkpoint=args.checkpoint, random_tables=args.random_tables)
     os.makedirs(args.out_dir, exist_ok=True)
     with open(osp.join(args.out_dir, 'probe.json'), 'w') as f:
@@ -103,6 +120,11 @@ def main(argv=None) -> dict:
     plot(result, osp.join(args.out_dir, 'probe.png'))
     for name, runs in result['attacks'].items():
         print(f'{name}: ' + '  '.join(f"eps {r['eps']:g}: gain {r['gain']:.4f}" for r in runs))
+    for name, scan in result['scans'].items():
+        clean = result['attacks'][name][0]['clean']
+        print(f'{name} uniform shift: ' + '  '.join(
+            f'{d} peak {max(ls) - clean:.4f} at {scan["shifts"][ls.index(max(ls))]:g}, '
+            f'{ls[-1] - clean:.4f} at {scan["shifts"][-1]:g}' for d, ls in scan['losses'].items()))
     for name, reason in result['skipped'].items():
         print(f'{name}: skipped ({reason})')
     rel = result['reliance']
