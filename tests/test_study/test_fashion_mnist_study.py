@@ -45,7 +45,7 @@ def test_crop_and_upsample_shapes():
     torch.testing.assert_close(same, ramp, atol=1e-5, rtol=0)
 
 
-def test_micro_run_synthetic(tmp_path):
+def test_micro_run_synthetic(tmp_path, monkeypatch):
     out = str(tmp_path / 'study')
     args = ['--synthetic', '--methods', 'mae', 'adpe_ape_coord', '--seeds', '0', '--out', out,
             '--pretrain-images', '128', '--pretrain-epochs', '1', '--batch-size', '32', '--probe-images', '128',
@@ -72,6 +72,15 @@ def test_micro_run_synthetic(tmp_path):
     for key in ('loss_curve', 'adv_gap_curve', 'linear_probe_acc', 'attention_distance', 'finetune_acc'):
         assert again[key] == rec[key], key
     assert not [n for n in os.listdir(osp.join(out, 'runs')) if n.endswith('.lock')]
+    # --aggregate-only runs nothing, not even the data load, and leaves out the runs that are not there
+
+    def no_data(*args, **kwargs):
+        raise AssertionError('--aggregate-only loaded the data')
+
+    monkeypatch.setattr(study, 'load_data', no_data)
+    only = study.main(args + ['--aggregate-only', '--methods', 'mae', 'maeplus', 'adpe_ape_coord'])
+    assert set(only) == {'mae', 'adpe_ape_coord'} and not osp.exists(osp.join(out, 'runs', 'maeplus_s0.json'))
+    assert only['adpe_ape_coord']['finetune_acc'] == agg['adpe_ape_coord']['finetune_acc']
 
 
 def test_claim_is_exclusive_and_released(tmp_path):

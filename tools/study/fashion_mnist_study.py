@@ -566,19 +566,14 @@ def parse_args(argv=None):
                    help='test: the official test split; val: the last --test-images train images (held out '
                    'from every training subset), for choosing a protocol without looking at the test split')
     p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--aggregate-only', action='store_true',
+                   help='run nothing: aggregate the finished runs of these methods and seeds (missing ones are '
+                        'listed and left out)')
     return p.parse_args(argv)
 
 
-def main(argv=None) -> dict:
-    args = parse_args(argv)
-    cfg = dict(PILOT if args.pilot else DEFAULTS)
-    for k in DEFAULTS:
-        if getattr(args, k) is not None:
-            cfg[k] = getattr(args, k)
-    torch.set_num_threads(args.threads)
-    from mmengine.logging import MMLogger
-    import logging
-    MMLogger.get_instance('mmengine').setLevel(logging.WARNING)
+def study_data(args, cfg: dict) -> dict:
+    """The train and evaluation tensors of ``args`` (installing Fashion-MNIST with ``--install-data``)."""
     if not args.synthetic:
         ensure_data(args.data_dir, args.install_data)
     raw = load_data(args.data_dir, args.synthetic)
@@ -593,14 +588,30 @@ def main(argv=None) -> dict:
                              f'{len(xtr_u8)} of the train split; lower --test-images')
         xte_u8, yte = xtr_u8[-n_val:], ytr[-n_val:]
     n_test = min(cfg['test_images'], len(xte_u8))
-    data = dict(xtr=to_tensor(xtr_u8, mean, std), ytr=torch.from_numpy(ytr),
+    return dict(xtr=to_tensor(xtr_u8, mean, std), ytr=torch.from_numpy(ytr),
                 xte=to_tensor(xte_u8[:n_test], mean, std), yte=torch.from_numpy(yte[:n_test]))
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    cfg = dict(PILOT if args.pilot else DEFAULTS)
+    for k in DEFAULTS:
+        if getattr(args, k) is not None:
+            cfg[k] = getattr(args, k)
+    torch.set_num_threads(args.threads)
+    from mmengine.logging import MMLogger
+    import logging
+    MMLogger.get_instance('mmengine').setLevel(logging.WARNING)
+    data = None if args.aggregate_only else study_data(args, cfg)
     os.makedirs(osp.join(args.out, 'runs'), exist_ok=True)
     for seed in args.seeds:
         for m in args.methods:
             path = osp.join(args.out, 'runs', f'{m}_s{seed}.json')
             if osp.exists(path):
                 print(f'[skip] {m} seed {seed}: {path} exists', flush=True)
+                continue
+            if args.aggregate_only:
+                print(f'[absent] {m} seed {seed}: no {path}, left out of the aggregate', flush=True)
                 continue
             with claim(path + '.lock') as mine:
                 if not mine or osp.exists(path):  # another worker runs it, or has just finished it
