@@ -134,3 +134,10 @@ def test_positional_attack_on_a_micro_run(tmp_path):
     assert own['trained'] == own['curve_from_trained'][0] != pytest.approx(own['clean'], abs=1e-6)
     assert summary['adpe_ape_coord']['ape_coord']['gap']['n'] == 1
     assert osp.exists(osp.join(out, 'attack.md')) and osp.exists(osp.join(out, 'attack.json'))
+    # a record made before an attack existed (no 'rpe_coord_fade') has no entry for it, not a nan
+    entry = dict(clean=0.5, attacked=0.6, gap=0.1)
+    old = dict(method='maeplus_rpe', seed=1, attacks={a: entry for a in ('ape_embed', 'ape_coord', 'rpe_embed',
+                                                                          'rpe_coord')})
+    summary = attack.summarise([old])
+    assert set(summary['maeplus_rpe']) == {'ape_embed', 'ape_coord', 'rpe_embed', 'rpe_coord'}
+    assert 'nan' not in attack.table(summary)

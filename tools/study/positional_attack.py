@@ -118,6 +118,8 @@ def summarise(recs: List[dict]) -> dict:
         summary[m] = {}
         for attack in attacks_for(m):
             vals = [r['attacks'][attack] for r in rs if attack in r['attacks']]
+            if not vals:  # e.g. records made before this attack existed: no entry rather than a nan
+                continue
             entry = dict(clean=study.mean_std([v['clean'] for v in vals]),
                          attacked=study.mean_std([v['attacked'] for v in vals]),
                          gap=study.mean_std([v['gap'] for v in vals]))
