@@ -166,7 +166,13 @@ def reliance(model_cfg: Mapping, state: Optional[Mapping], crops: torch.Tensor, 
     """How much the model relies on the channels the adversaries perturb: the clean loss, the loss with the
     encoder's APE removed (its table zeroed), and for iRPE the l2 norm of every block's table and the loss with
     every table zeroed. A model can defeat an adversary by not using what it perturbs; these show it."""
-    model = build_attacked(model_cfg, state, None)
+    return model_reliance(build_attacked(model_cfg, state, None), crops, mask)
+
+
+@torch.no_grad()
+def model_reliance(model: nn.Module, crops: torch.Tensor, mask: torch.Tensor) -> dict:
+    """:func:`reliance` of a built MAE+ model (its adversaries, if any, are not applied); the model's
+    positional parameters are restored before it returns."""
 
     def loss() -> float:
         pred, _ = model.reconstruct(crops, adversarial=False, patch_mask=mask)
@@ -181,9 +187,12 @@ def reliance(model_cfg: Mapping, state: Optional[Mapping], crops: torch.Tensor, 
     tables = {n: p for n, p in model.named_parameters() if n.endswith('lookup_table')}
     if tables:
         out['rpe_table_norms'] = {n[:-len('.lookup_table')]: float(p.norm()) for n, p in tables.items()}
+        saved_tables = {n: p.detach().clone() for n, p in tables.items()}
         for p in tables.values():
             p.zero_()
         out['without_rpe'] = loss()
+        for n, p in tables.items():
+            p.copy_(saved_tables[n])
     return out
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from _tiny import randomise_tables, tiny_mae_plus
-from adpe_mm.analysis.adversary_probe import build_attacked, parse_attack, probe, set_adversaries
+from adpe_mm.analysis.adversary_probe import build_attacked, model_reliance, parse_attack, probe, set_adversaries
 from adpe_mm.adversary import adversary_parameter, pgd_step_
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -149,6 +149,18 @@ def test_the_tool_writes_json_and_png(tmp_path, embedded_data):
     assert [r['eps'] for r in result['attacks']['rpe-coord-linf']] == [10., 20.]
     assert len(result['scans']['rpe-coord-linf']['losses']['axis']) == 17  # the tool's default scan
     assert (tmp_path / 'probe.png').stat().st_size > 10_000
+
+
+def test_model_reliance_restores_what_it_removed(photos, random_state):
+    """The study's attack measures reliance on the model it then attacks: the APE and tables come back."""
+    model = build_attacked(model_cfg(), random_state, None)
+    mask = model.backbone.fixed_masking(photos.shape[0], photos.device, 0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    first = model_reliance(model, photos, mask)
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, before[k], rtol=0, atol=0, msg=k)
+    assert model_reliance(model, photos, mask) == first  # so a second call reads the same model
+    assert first['without_rpe'] != pytest.approx(first['clean'], abs=1e-4)
 
 
 def test_reliance_on_the_perturbed_channels_and_the_models_own_adversary(photos, random_state):

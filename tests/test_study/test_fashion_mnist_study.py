@@ -133,6 +133,10 @@ def test_positional_attack_on_a_micro_run(tmp_path):
     assert 'trained' not in rec['attacks']['ape_embed'] and len(own['curve_from_trained']) == 4
     assert own['trained'] == own['curve_from_trained'][0] != pytest.approx(own['clean'], abs=1e-6)
     assert summary['adpe_ape_coord']['ape_coord']['gap']['n'] == 1
+    # reliance is read off the same frozen weights and batch: its clean loss is the attacks' clean loss
+    rel = rec['reliance']
+    assert rel['clean'] == pytest.approx(rec['attacks']['ape_embed']['clean'], abs=1e-6)
+    assert 'rpe_table_norms' not in rel and rel['without_ape'] != pytest.approx(rel['clean'], abs=1e-6)
     assert osp.exists(osp.join(out, 'attack.md')) and osp.exists(osp.join(out, 'attack.json'))
     # a record made before an attack existed (no 'rpe_coord_fade') has no entry for it, not a nan
     entry = dict(clean=0.5, attacked=0.6, gap=0.1)

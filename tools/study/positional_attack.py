@@ -14,7 +14,10 @@ ones on every model, the two iRPE ones on models with iRPE), with the budgets th
 * ``attacked`` is the highest loss over the iterates (zero included, so the gap is >= 0), ``gap`` =
   attacked - clean, where ``clean`` is the loss without an adversary (the model that is transferred). For
   an AdPE model attacked in its own mode, ``trained`` is the loss at the adversary it was pretrained with,
-  and a second PGD run starts from that adversary; ``attacked`` is the higher of the two runs.
+  and a second PGD run starts from that adversary; ``attacked`` is the higher of the two runs;
+* ``reliance`` (``adpe_mm.analysis.adversary_probe.model_reliance``): the clean loss, the loss with the APE
+  zeroed, every iRPE table's l2 norm and the loss with all tables zeroed. A model can defeat an adversary by
+  no longer using what it perturbs, and a small gap alone does not tell that apart from robustness.
 
 Outputs: ``<out>/attack/<method>_s<seed>.json`` per model (finished ones are skipped), ``attack.json`` (mean
 and sample std over seeds, paired differences from ``maeplus`` / ``maeplus_rpe``) and ``attack.md``.
@@ -90,6 +93,7 @@ def pgd(model, crops, mask, steps: int, step_size: float, start: str) -> Tuple[L
 def attack_one(method: str, seed: int, state: dict, crops, mask, args) -> dict:
     rec = dict(method=method, seed=seed, attacks={}, settings=dict(images=args.images, crops=args.crops,
                                                                   steps=args.steps, step_size=args.step_size))
+    from adpe_mm.analysis.adversary_probe import model_reliance
     own = study.METHODS[method].get('adversary')
     for attack in attacks_for(method):
         t0 = time.time()
@@ -105,6 +109,8 @@ def attack_one(method: str, seed: int, state: dict, crops, mask, args) -> dict:
             out['attacked'] = max(out['attacked'], max(out['curve_from_trained']))
         out.update(gap=out['attacked'] - clean, wall_s=time.time() - t0)
         rec['attacks'][attack] = out
+        if 'reliance' not in rec:  # what the weights rely on (the same for every attack: its adversary is unused)
+            rec['reliance'] = model_reliance(model, crops, mask)
         print(f"  {method} s{seed} {attack}: clean {clean:.4f} attacked {out['attacked']:.4f} "
               f"gap {out['gap']:+.4f}" + (f" trained {out['trained']:.4f}" if 'trained' in out else ''), flush=True)
     return rec
