@@ -24,12 +24,13 @@ def train(model, batches, steps=STEPS, lr=1e-3):
         type='AdvOptimWrapper', optimizer=dict(type='AdamW', lr=lr, betas=(0.9, 0.95), weight_decay=0.),
         paramwise_cfg=dict(custom_keys={'adv_': dict(decay_mult=0., maximize=True)})))
     model.log_adv_gap = True
-    gaps = []
+    gaps, norms = [], []
     for i in range(steps):
         out = model.loss(batches[i % len(batches)], None)
         wrapper.update_params(out['loss'])
         gaps.append(float(out['adv_gap']))
-    return gaps
+        norms.append(float(out.get('adv_attack_norm', float('nan'))))
+    return gaps, norms
 
 
 @pytest.fixture(scope='module')
@@ -53,9 +54,15 @@ def test_a_persistent_ape_embed_adversary_is_cancelled_by_the_mask_token(batches
 def test_a_fresh_adversary_still_raises_the_loss_after_training(mode, batches):
     torch.manual_seed(0)
     model = tiny_mae_plus(ADVERSARIES[mode], adversary_steps=2, adversary_step_size=0.5, adversary_fresh='zero')
-    gaps = train(model, batches)
+    gaps, norms = train(model, batches)
     late = gaps[-50:]
     assert min(late) >= 0  # the start (zero) is among the candidates
     # the attack found a loss increase on most of the late steps, and on average a clear one
     assert sum(g > 0 for g in late) >= 0.8 * len(late), late
     assert sum(late) / len(late) > 1e-3, late
+    # and what it adds to the masked tokens' input (APE: exactly the attack's value, no mask token mirrors it)
+    # or to the masked rows' lookup (RPE: the attack's table) stays a sizeable part of its ball
+    eps = ADVERSARIES[mode]['eps']
+    late_norms = norms[-50:]
+    assert all(n <= eps * (1 + 1e-5) for n in late_norms)
+    assert sum(late_norms) / len(late_norms) > 0.5 * eps, late_norms
