@@ -145,3 +145,28 @@ def test_positional_attack_on_a_micro_run(tmp_path):
     summary = attack.summarise([old])
     assert set(summary['maeplus_rpe']) == {'ape_embed', 'ape_coord', 'rpe_embed', 'rpe_coord'}
     assert 'nan' not in attack.table(summary)
+
+
+def test_probe_of_the_study_models_on_a_micro_run(tmp_path):
+    spec = importlib.util.spec_from_file_location('probe_study_models',
+                                                  osp.join(ROOT, 'tools', 'study', 'probe_study_models.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    out = str(tmp_path / 'study')
+    study.main(['--synthetic', '--methods', 'maeplus_rpe', '--seeds', '0', '--out', out, '--pretrain-images',
+                '128', '--pretrain-epochs', '1', '--batch-size', '32', '--probe-images', '64', '--finetune-images',
+                '32', '--finetune-epochs', '1', '--test-images', '32', '--attn-images', '4'])
+    argv = ['--synthetic', '--out', out, '--methods', 'maeplus_rpe', '--seeds', '0', '--images', '4',
+            '--steps', '2', '--scan-points', '3', '--threads', '1']
+    result = tool.main(argv)['maeplus_rpe_s0']
+    assert osp.exists(osp.join(out, 'probe', 'maeplus_rpe_s0.png'))
+    assert set(result['attacks']) == set(tool.BUDGETS)  # a model with iRPE gets every mode
+    for name, runs in result['attacks'].items():
+        assert [r['eps'] for r in runs] == tool.BUDGETS[name]
+        gains = [r['gain'] for r in runs]
+        assert gains[0] >= 0 and all(b >= a for a, b in zip(gains, gains[1:]))  # nested balls
+        assert runs[0]['clean'] == pytest.approx(result['reliance']['clean'], abs=1e-6)
+    assert len(result['reliance']['rpe_table_norms']) == 6  # 4 encoder + 2 decoder blocks
+    assert result['own'] is None and result['settings']['images'] == 4 * 2
+    with open(osp.join(out, 'probe', 'maeplus_rpe_s0.json')) as f:  # a second call reads the written result
+        assert tool.main(argv)['maeplus_rpe_s0'] == json.load(f)

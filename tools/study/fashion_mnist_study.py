@@ -156,11 +156,9 @@ def random_resized_crops(x: torch.Tensor, out_size: int, generator: torch.Genera
 
 
 # --------------------------------------------------------------------------------------------- models
-def build_pretrainer(method: str, adversary: Optional[dict] = None) -> nn.Module:
-    """The pretraining model of ``method``; an MAE+ variant gets ``adversary`` instead of its own when given
-    (``positional_attack.py`` attacks every pretrained model with every adversary that fits it)."""
-    import adpe_mm  # noqa: F401
-    from mmpretrain.registry import MODELS
+def pretrainer_cfg(method: str, adversary: Optional[dict] = None) -> dict:
+    """The model config of ``method``'s pretraining; an MAE+ variant gets ``adversary`` instead of its own when
+    given (``positional_attack.py`` attacks every pretrained model with every adversary that fits it)."""
     spec = dict(METHODS[method])
     if adversary is not None:
         spec['adversary'] = adversary
@@ -178,7 +176,14 @@ def build_pretrainer(method: str, adversary: Optional[dict] = None) -> nn.Module
                    backbone=dict(type='MAEPlusViT', arch=ARCH, img_size=CROP, patch_size=PATCH, rpe=rpe),
                    neck=dict(type='MAEPlusDecoder', num_patches=(CROP // PATCH)**2, patch_size=PATCH,
                              embed_dim=ARCH['embed_dims'], rpe=rpe, **DECODER), head=head)
-    model = MODELS.build(cfg)
+    return cfg
+
+
+def build_pretrainer(method: str, adversary: Optional[dict] = None) -> nn.Module:
+    """The initialised pretraining model of :func:`pretrainer_cfg`."""
+    import adpe_mm  # noqa: F401
+    from mmpretrain.registry import MODELS
+    model = MODELS.build(pretrainer_cfg(method, adversary))
     model.init_weights()
     return model
 
