@@ -102,7 +102,9 @@ def attack_one(method: str, seed: int, state: dict, crops, mask, args) -> dict:
             clean = float(masked_loss(model, crops, mask, adversarial=False))
         curve, norms = pgd(model, crops, mask, args.steps, args.step_size, start='zero')
         out = dict(clean=clean, attacked=max(curve), curve=curve, adversary_norms=norms)
-        if own == ATTACKS[attack]:  # the adversary this model was pretrained against: a second start from it
+        if own == ATTACKS[attack] and not study.METHODS[method].get('fresh'):
+            # the adversary this model was pretrained against: a second start from it (a fresh method's own
+            # adversary restarted every step and its stored values are zero: nothing trained to start from)
             trained, _ = load_with(method, state, attack, keep_trained=True)
             out['curve_from_trained'], _ = pgd(trained, crops, mask, args.steps, args.step_size, start='current')
             out['trained'] = out['curve_from_trained'][0]
