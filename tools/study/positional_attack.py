@@ -165,24 +165,29 @@ def table(summary: dict) -> str:
     return '\n'.join(lines) + '\n'
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_model_args(p: argparse.ArgumentParser, images: int, crops: int) -> None:
+    """The options that pick the study's pretrained models and the fixed batch (shared with the probe tool)."""
     p.add_argument('--out', default='work_dirs/fmnist_study', help="the study's --out")
-    p.add_argument('--methods', nargs='+', default=[m for m in study.METHODS if attacks_for(m)],
-                   choices=[m for m in study.METHODS if attacks_for(m)])
+    fits = [m for m in study.METHODS if attacks_for(m)]
+    p.add_argument('--methods', nargs='+', default=fits, choices=fits)
     p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
-    p.add_argument('--images', type=int, default=128, help='test images of the fixed batch')
-    p.add_argument('--crops', type=int, default=4, help='crops per image')
+    p.add_argument('--images', type=int, default=images, help='test images of the fixed batch')
+    p.add_argument('--crops', type=int, default=crops, help='crops per image')
     p.add_argument('--steps', type=int, default=10, help='PGD steps')
     p.add_argument('--step-size', type=float, default=0.25, help='PGD step as a fraction of eps')
     p.add_argument('--data-dir', default=study.DATA_DIR)
     p.add_argument('--synthetic', action='store_true', help='TESTS ONLY: random images instead of Fashion-MNIST')
     p.add_argument('--threads', type=int, default=2)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_args(p, images=128, crops=4)
     return p.parse_args(argv)
 
 
-def main(argv=None) -> dict:
-    args = parse_args(argv)
+def fixed_batch(args):
+    """:func:`probe_batch` of the first ``args.images`` test images (quiet logs, ``args.threads`` threads)."""
     torch.set_num_threads(args.threads)
     import logging
     from mmengine.logging import MMLogger
@@ -193,26 +198,42 @@ def main(argv=None) -> dict:
         raise ValueError(f'--images {args.images} exceeds the {len(x_test)} test images')
     x = study.to_tensor(x_test, float(x_train.mean()), float(x_train.std()))
     grid = (study.CROP // study.PATCH)**2
-    crops, mask = probe_batch(x, args.images, args.crops, grid, int(grid * (1 - 0.75)))
-    os.makedirs(osp.join(args.out, 'attack'), exist_ok=True)
-    recs = []
+    return probe_batch(x, args.images, args.crops, grid, int(grid * (1 - 0.75)))
+
+
+def each_model(args, kind: str):
+    """For every (seed, method) of ``args`` with a record or a pretrained model: ``(method, seed, path,
+    record, state)``, where ``path`` is ``<out>/<kind>/<method>_s<seed>.json`` and either ``record`` is what
+    was written there or ``state`` is the pretrained model's state dict (a missing one is reported)."""
+    os.makedirs(osp.join(args.out, kind), exist_ok=True)
     for seed in args.seeds:
         for m in args.methods:
             ckpt = osp.join(args.out, 'pretrained', f'{m}_s{seed}.pth')
-            path = osp.join(args.out, 'attack', f'{m}_s{seed}.json')
+            path = osp.join(args.out, kind, f'{m}_s{seed}.json')
             if osp.exists(path):
                 with open(path) as f:
-                    recs.append(json.load(f))
-                continue
-            if not osp.exists(ckpt):
+                    yield m, seed, path, json.load(f), None
+            elif not osp.exists(ckpt):
                 print(f'[missing] {ckpt}: run fashion_mnist_study.py for {m} seed {seed} first', flush=True)
-                continue
-            state = torch.load(ckpt, map_location='cpu', weights_only=True)['state']
+            else:
+                yield m, seed, path, None, torch.load(ckpt, map_location='cpu', weights_only=True)['state']
+
+
+def write_json(obj, path: str) -> None:
+    with open(path + '.tmp', 'w') as f:
+        json.dump(obj, f)
+    os.replace(path + '.tmp', path)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    crops, mask = fixed_batch(args)
+    recs = []
+    for m, seed, path, rec, state in each_model(args, 'attack'):
+        if rec is None:
             rec = attack_one(m, seed, state, crops, mask, args)
-            with open(path + '.tmp', 'w') as f:
-                json.dump(rec, f)
-            os.replace(path + '.tmp', path)
-            recs.append(rec)
+            write_json(rec, path)
+        recs.append(rec)
     if not recs:
         raise SystemExit(f'no pretrained models of {args.methods} (seeds {args.seeds}) under {args.out}/pretrained')
     summary = summarise(recs)

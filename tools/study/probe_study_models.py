@@ -17,13 +17,9 @@ and ``.png`` per model (finished ones are skipped) and a table of gains on stdou
 """
 import argparse
 import importlib.util
-import json
-import os
 import os.path as osp
 import sys
 from typing import Dict, List
-
-import torch
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import fashion_mnist_study as study  # noqa: E402
@@ -51,63 +47,29 @@ def plot_probe():
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--out', default='work_dirs/fmnist_study', help="the study's --out")
-    fits = [m for m in study.METHODS if positional_attack.attacks_for(m)]
-    p.add_argument('--methods', nargs='+', default=fits, choices=fits)
-    p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
-    p.add_argument('--images', type=int, default=64, help='test images of the fixed batch')
-    p.add_argument('--crops', type=int, default=2, help='crops per image')
-    p.add_argument('--steps', type=int, default=10, help='PGD steps')
-    p.add_argument('--step-size', type=float, default=0.25, help='PGD step as a fraction of eps')
+    positional_attack.add_model_args(p, images=64, crops=2)
     p.add_argument('--scan-points', type=int, default=17, help='uniform shifts per coordinate attack')
-    p.add_argument('--data-dir', default=study.DATA_DIR)
-    p.add_argument('--synthetic', action='store_true', help='TESTS ONLY: random images instead of Fashion-MNIST')
-    p.add_argument('--threads', type=int, default=2)
     return p.parse_args(argv)
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    import logging
-    from mmengine.logging import MMLogger
     import adpe_mm  # noqa: F401  (registers MAEPlus)
     from adpe_mm.analysis.adversary_probe import probe
-    MMLogger.get_instance('mmengine').setLevel(logging.WARNING)
-    raw = study.load_data(args.data_dir, args.synthetic)
-    x_train, x_test = raw['train'][0], raw['test'][0]
-    if args.images > len(x_test):
-        raise ValueError(f'--images {args.images} exceeds the {len(x_test)} test images')
-    x = study.to_tensor(x_test, float(x_train.mean()), float(x_train.std()))
-    grid = (study.CROP // study.PATCH)**2
-    crops, _ = positional_attack.probe_batch(x, args.images, args.crops, grid, int(grid * (1 - 0.75)))
-    os.makedirs(osp.join(args.out, 'probe'), exist_ok=True)
+    crops, _ = positional_attack.fixed_batch(args)
     plot = plot_probe()
     results = {}
-    for seed in args.seeds:
-        for m in args.methods:
-            ckpt = osp.join(args.out, 'pretrained', f'{m}_s{seed}.pth')
-            path = osp.join(args.out, 'probe', f'{m}_s{seed}.json')
-            if osp.exists(path):
-                with open(path) as f:
-                    results[f'{m}_s{seed}'] = json.load(f)
-                continue
-            if not osp.exists(ckpt):
-                print(f'[missing] {ckpt}: run fashion_mnist_study.py for {m} seed {seed} first', flush=True)
-                continue
-            state = torch.load(ckpt, map_location='cpu', weights_only=True)['state']
-            cfg = study.pretrainer_cfg(m)
+    for m, seed, path, result, state in positional_attack.each_model(args, 'probe'):
+        if result is None:
             budgets = {a: e for a, e in BUDGETS.items() if a.startswith('ape') or study.METHODS[m].get('rpe')}
-            result = probe(cfg, state, crops, budgets, args.steps, args.step_size, seed=0,
+            result = probe(study.pretrainer_cfg(m), state, crops, budgets, args.steps, args.step_size, seed=0,
                            scan_points=args.scan_points)
             result['settings'].update(method=m, seed=seed, crops_per_image=args.crops)
             if study.METHODS[m].get('fresh'):  # its persistent adversaries stayed at zero: nothing trained to read
                 result['own'] = None
-            with open(path + '.tmp', 'w') as f:
-                json.dump(result, f)
-            os.replace(path + '.tmp', path)
+            positional_attack.write_json(result, path)
             plot(result, path[:-len('.json')] + '.png')
-            results[f'{m}_s{seed}'] = result
+        results[f'{m}_s{seed}'] = result
     if not results:
         raise SystemExit(f'no pretrained models of {args.methods} (seeds {args.seeds}) under {args.out}/pretrained')
     for name, result in results.items():
