@@ -392,6 +392,13 @@ def run_one(method: str, seed: int, data: dict, cfg: dict, ckpt: Optional[str] =
     return rec
 
 
+def write_json(obj, path: str) -> None:
+    """``obj`` as JSON at ``path``, written to a temporary file and renamed (never a half-written record)."""
+    with open(path + '.tmp', 'w') as f:
+        json.dump(obj, f)
+    os.replace(path + '.tmp', path)
+
+
 @contextlib.contextmanager
 def claim(lock_path: str):
     """Yields True when this process holds an exclusive lock on ``lock_path`` (False when another process
@@ -626,9 +633,7 @@ def main(argv=None) -> dict:
                 rec = run_one(m, seed, data, cfg, ckpt=osp.join(args.out, 'pretrained', f'{m}_s{seed}.pth'))
                 rec.update(total_wall_s=time.time() - t0, synthetic_data=args.synthetic, threads=args.threads,
                            host_cpus=os.cpu_count())
-                with open(path + '.tmp', 'w') as f:
-                    json.dump(rec, f)
-                os.replace(path + '.tmp', path)
+                write_json(rec, path)
                 os.remove(path + '.lock')  # safe: a worker that gets the lock next sees the json and skips
             print(f"[done] {m} seed {seed}: probe {rec.get('linear_probe_acc', float('nan')):.4f} "
                   f"finetune {rec['finetune_acc']:.4f} wall {rec['total_wall_s']:.0f}s", flush=True)

@@ -111,10 +111,9 @@ def attack_one(method: str, seed: int, state: dict, crops, mask, args) -> dict:
             out['attacked'] = max(out['attacked'], max(out['curve_from_trained']))
         out.update(gap=out['attacked'] - clean, wall_s=time.time() - t0)
         rec['attacks'][attack] = out
-        if 'reliance' not in rec:  # what the weights rely on (the same for every attack: its adversary is unused)
-            rec['reliance'] = model_reliance(model, crops, mask)
         print(f"  {method} s{seed} {attack}: clean {clean:.4f} attacked {out['attacked']:.4f} "
               f"gap {out['gap']:+.4f}" + (f" trained {out['trained']:.4f}" if 'trained' in out else ''), flush=True)
+    rec['reliance'] = model_reliance(model, crops, mask)  # the frozen weights; the attack's adversary is unused
     return rec
 
 
@@ -219,12 +218,6 @@ def each_model(args, kind: str):
                 yield m, seed, path, None, torch.load(ckpt, map_location='cpu', weights_only=True)['state']
 
 
-def write_json(obj, path: str) -> None:
-    with open(path + '.tmp', 'w') as f:
-        json.dump(obj, f)
-    os.replace(path + '.tmp', path)
-
-
 def main(argv=None) -> dict:
     args = parse_args(argv)
     crops, mask = fixed_batch(args)
@@ -232,7 +225,7 @@ def main(argv=None) -> dict:
     for m, seed, path, rec, state in each_model(args, 'attack'):
         if rec is None:
             rec = attack_one(m, seed, state, crops, mask, args)
-            write_json(rec, path)
+            study.write_json(rec, path)
         recs.append(rec)
     if not recs:
         raise SystemExit(f'no pretrained models of {args.methods} (seeds {args.seeds}) under {args.out}/pretrained')

@@ -67,7 +67,7 @@ def main(argv=None) -> dict:
             result['settings'].update(method=m, seed=seed, crops_per_image=args.crops)
             if study.METHODS[m].get('fresh'):  # its persistent adversaries stayed at zero: nothing trained to read
                 result['own'] = None
-            positional_attack.write_json(result, path)
+            study.write_json(result, path)
             plot(result, path[:-len('.json')] + '.png')
         results[f'{m}_s{seed}'] = result
     if not results:
